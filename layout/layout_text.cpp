@@ -1,0 +1,270 @@
+// Canonical printing and parsing of register layout expressions.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <optional>
+
+#include "isa/error.h"
+#include "layout/register_layout.h"
+
+namespace anybit::layout {
+
+namespace {
+
+struct Factor {
+  std::string text;
+};
+
+// Splits a canonical layout into a product of primitives, each factor taking modes that are at the head
+// (most major unconsumed) of their dimension and of their list. Among the possible factorizations the
+// one with the fewest factors wins (spatial before local on ties), so the text is unique per map.
+class Factorizer {
+ public:
+  explicit Factorizer(const RegisterLayout& l) : l_(l) {}
+
+  std::optional<std::vector<std::string>> run() {
+    State s{std::vector<std::size_t>(l_.rank(), 0), 0, 0};
+    return best(s);
+  }
+
+ private:
+  struct State {
+    std::vector<std::size_t> dim_pos;
+    std::size_t spatial_pos, local_pos;
+  };
+
+  bool is_head(const State& s, int m) const {
+    const int d = l_.modes()[m].dim;
+    return d >= 0 && s.dim_pos[d] < l_.dim_modes()[d].size() && l_.dim_modes()[d][s.dim_pos[d]] == m;
+  }
+
+  // The factor taken from the head of `list` at `pos`, or nothing; advances the state.
+  std::optional<std::string> take(State& s, bool spatial_list) const {
+    const auto& list = spatial_list ? l_.spatial() : l_.local();
+    std::size_t& pos = spatial_list ? s.spatial_pos : s.local_pos;
+    if (pos >= list.size()) return std::nullopt;
+    const int first = list[pos];
+    if (l_.modes()[first].dim < 0) {
+      ++pos;
+      return fmt::format("replicated({})", l_.modes()[first].size);
+    }
+    if (!is_head(s, first)) return std::nullopt;
+    std::vector<int> group = {first};
+    int direction = 0;
+    for (std::size_t q = pos + 1; q < list.size(); ++q) {
+      const int m = list[q], d = l_.modes()[m].dim, last = l_.modes()[group.back()].dim;
+      if (d < 0 || !is_head(s, m)) break;
+      if (std::any_of(group.begin(), group.end(), [&](int g) { return l_.modes()[g].dim == d; })) break;
+      const int dir = d > last ? 1 : -1;
+      if (direction != 0 && dir != direction) break;
+      direction = dir;
+      group.push_back(m);
+    }
+    std::vector<std::int64_t> sizes(l_.rank(), 1);
+    for (int m : group) {
+      sizes[l_.modes()[m].dim] = l_.modes()[m].size;
+      ++s.dim_pos[l_.modes()[m].dim];
+    }
+    pos += group.size();
+    const char* name = spatial_list ? (direction < 0 ? "column_spatial" : "spatial")
+                                    : (direction < 0 ? "column_local" : "local");
+    return fmt::format("{}({})", name, fmt::join(sizes, ","));
+  }
+
+  std::optional<std::vector<std::string>> best(const State& s) const {
+    if (s.spatial_pos == l_.spatial().size() && s.local_pos == l_.local().size())
+      return std::vector<std::string>{};
+    std::optional<std::vector<std::string>> result;
+    for (bool spatial_list : {true, false}) {
+      State next = s;
+      auto factor = take(next, spatial_list);
+      if (!factor) continue;
+      auto rest = best(next);
+      if (!rest) continue;
+      rest->insert(rest->begin(), *factor);
+      if (!result || rest->size() < result->size()) result = std::move(rest);
+    }
+    return result;
+  }
+
+  const RegisterLayout& l_;
+};
+
+std::string general_form(const RegisterLayout& l) {
+  std::vector<std::string> dims, spatial, local;
+  for (const auto& d : l.dim_modes()) {
+    std::vector<std::int64_t> sizes;
+    for (int m : d) sizes.push_back(l.modes()[m].size);
+    dims.push_back(fmt::format("({})", fmt::join(sizes, ",")));
+  }
+  for (int m : l.spatial())
+    spatial.push_back(l.modes()[m].dim < 0 ? fmt::format("r{}", l.modes()[m].size) : fmt::format("m{}", m));
+  for (int m : l.local()) local.push_back(fmt::format("m{}", m));
+  return fmt::format("layout(dims: {}; spatial: {}; local: {})", fmt::join(dims, " "), fmt::join(spatial, " "),
+                     fmt::join(local, " "));
+}
+
+class LayoutParser {
+ public:
+  explicit LayoutParser(std::string_view text) : text_(text) {}
+
+  RegisterLayout parse() {
+    RegisterLayout l = expression();
+    skip_space();
+    if (pos_ != text_.size()) fail("'*', '/' or the end of the layout");
+    return l;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& expected) const {
+    std::string found = pos_ < text_.size() ? fmt::format("'{}'", text_.substr(pos_, 12)) : "the end";
+    throw Error(fmt::format("layout '{}': at column {}: expected {}, found {}", text_, pos_ + 1, expected, found));
+  }
+  void skip_space() {
+    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+  }
+  bool accept(char c) {
+    skip_space();
+    if (pos_ < text_.size() && text_[pos_] == c) return ++pos_, true;
+    return false;
+  }
+  void expect(char c) {
+    if (!accept(c)) fail(fmt::format("'{}'", c));
+  }
+  std::string identifier() {
+    skip_space();
+    const std::size_t start = pos_;
+    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
+      ++pos_;
+    return std::string(text_.substr(start, pos_ - start));
+  }
+  std::int64_t integer() {
+    skip_space();
+    std::int64_t value = 0;
+    auto [ptr, ec] = std::from_chars(text_.data() + pos_, text_.data() + text_.size(), value);
+    if (ec != std::errc() || value < 1 || value > (std::int64_t{1} << 40)) fail("a size between 1 and 2^40");
+    pos_ = ptr - text_.data();
+    return value;
+  }
+  int mode_index() {
+    int value = -1;
+    auto [ptr, ec] = std::from_chars(text_.data() + pos_, text_.data() + text_.size(), value);
+    if (ec != std::errc() || value < 0) fail("a mode number after 'm'");
+    pos_ = ptr - text_.data();
+    return value;
+  }
+  std::vector<std::int64_t> integer_list() {
+    std::vector<std::int64_t> out;
+    expect('(');
+    if (accept(')')) return out;
+    do out.push_back(integer());
+    while (accept(','));
+    expect(')');
+    return out;
+  }
+
+  RegisterLayout expression() {
+    RegisterLayout l = term();
+    for (;;) {
+      if (accept('*'))
+        l = compose(l, term());
+      else if (accept('/'))
+        l = divide(l, term());
+      else
+        return l;
+    }
+  }
+
+  RegisterLayout term() {
+    if (accept('(')) {
+      RegisterLayout l = expression();
+      expect(')');
+      return l;
+    }
+    const std::size_t start = pos_;
+    const std::string name = identifier();
+    if (name == "layout") return general();
+    if (name == "local") return local(integer_list());
+    if (name == "spatial") return spatial(integer_list());
+    if (name == "column_local") return column_local(integer_list());
+    if (name == "column_spatial") return column_spatial(integer_list());
+    if (name == "replicated") {
+      auto sizes = integer_list();
+      if (sizes.size() != 1) fail("one replication factor");
+      return replicated(sizes[0]);
+    }
+    pos_ = start;
+    fail("local, spatial, column_local, column_spatial, replicated, layout or '('");
+  }
+
+  void keyword(const char* word) {
+    const std::size_t start = pos_;
+    if (identifier() != word) {
+      pos_ = start;
+      fail(fmt::format("'{}'", word));
+    }
+    expect(':');
+  }
+
+  // layout(dims: (a,b) (c); spatial: m0 r2 m2; local: m1)
+  RegisterLayout general() {
+    expect('(');
+    keyword("dims");
+    std::vector<Mode> modes;
+    std::vector<std::vector<int>> dims;
+    for (skip_space(); pos_ < text_.size() && text_[pos_] == '('; skip_space()) {
+      std::vector<int> d;
+      for (auto size : integer_list()) {
+        d.push_back(static_cast<int>(modes.size()));
+        modes.push_back({size, static_cast<int>(dims.size())});
+      }
+      dims.push_back(d);
+    }
+    expect(';');
+    auto entries = [&](bool allow_replication) {
+      std::vector<int> out;
+      for (skip_space(); pos_ < text_.size() && std::isalpha(static_cast<unsigned char>(text_[pos_]));
+           skip_space()) {
+        const char kind = text_[pos_++];
+        if (kind == 'r' && allow_replication) {
+          modes.push_back({integer(), -1});
+          out.push_back(static_cast<int>(modes.size()) - 1);
+        } else if (kind == 'm') {
+          out.push_back(mode_index());
+        } else {
+          --pos_;
+          fail(allow_replication ? "a mode m<k> or a replication r<size>" : "a mode m<k>");
+        }
+      }
+      return out;
+    };
+    keyword("spatial");
+    auto spatial_list = entries(true);
+    expect(';');
+    keyword("local");
+    auto local_list = entries(false);
+    expect(')');
+    return RegisterLayout(static_cast<int>(dims.size()), modes, dims, spatial_list, local_list);
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string RegisterLayout::to_string() const {
+  const RegisterLayout c = canonicalize(*this);
+  auto factors = Factorizer(c).run();
+  if (!factors) return general_form(c);
+  if (factors->empty()) return fmt::format("local({})", fmt::join(std::vector<std::int64_t>(rank_, 1), ","));
+  // A product of replication factors alone would parse as rank 0: anchor the rank with a unit primitive.
+  if (rank_ > 0 && std::all_of(factors->begin(), factors->end(),
+                               [](const std::string& f) { return f.starts_with("replicated"); }))
+    factors->insert(factors->begin(), fmt::format("local({})", fmt::join(std::vector<std::int64_t>(rank_, 1), ",")));
+  return fmt::format("{}", fmt::join(*factors, " * "));
+}
+
+RegisterLayout parse_layout(std::string_view text) { return LayoutParser(text).parse(); }
+
+}  // namespace anybit::layout
