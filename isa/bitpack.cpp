@@ -5,9 +5,16 @@
 namespace anybit::isa {
 
 std::uint32_t read_code(std::span<const std::uint8_t> stream, std::size_t index, int bits) {
+  return read_bits(stream, index * bits, bits);
+}
+
+void write_code(std::span<std::uint8_t> stream, std::size_t index, int bits, std::uint32_t code) {
+  write_bits(stream, index * bits, bits, code);
+}
+
+std::uint32_t read_bits(std::span<const std::uint8_t> stream, std::size_t first_bit, int bits) {
   ANYBIT_ASSERT(bits >= 1 && bits <= 32, "code width {} out of range", bits);
-  const std::size_t first_bit = index * bits;
-  ANYBIT_ASSERT(first_bit + bits <= stream.size() * 8, "code {} of {} bits beyond a {}-byte stream", index,
+  ANYBIT_ASSERT(first_bit + bits <= stream.size() * 8, "bits [{}, +{}) beyond a {}-byte stream", first_bit,
                 bits, stream.size());
   std::uint64_t window = 0;
   const std::size_t first_byte = first_bit / 8, last_byte = (first_bit + bits - 1) / 8;
@@ -16,10 +23,9 @@ std::uint32_t read_code(std::span<const std::uint8_t> stream, std::size_t index,
   return static_cast<std::uint32_t>(window & ((std::uint64_t{1} << bits) - 1));
 }
 
-void write_code(std::span<std::uint8_t> stream, std::size_t index, int bits, std::uint32_t code) {
+void write_bits(std::span<std::uint8_t> stream, std::size_t first_bit, int bits, std::uint32_t code) {
   ANYBIT_ASSERT(bits >= 1 && bits <= 32, "code width {} out of range", bits);
-  const std::size_t first_bit = index * bits;
-  ANYBIT_ASSERT(first_bit + bits <= stream.size() * 8, "code {} of {} bits beyond a {}-byte stream", index,
+  ANYBIT_ASSERT(first_bit + bits <= stream.size() * 8, "bits [{}, +{}) beyond a {}-byte stream", first_bit,
                 bits, stream.size());
   const std::uint64_t mask = ((std::uint64_t{1} << bits) - 1) << (first_bit % 8);
   const std::uint64_t value = (static_cast<std::uint64_t>(code) << (first_bit % 8)) & mask;

@@ -13,6 +13,11 @@ namespace anybit::isa {
 // Bytes needed for `count` codes of `bits` bits: ceil(count * bits / 8).
 constexpr std::size_t packed_bytes(std::size_t count, int bits) { return (count * bits + 7) / 8; }
 
+// Reads `bits` bits (1..32) starting at stream bit `bit_offset`.
+std::uint32_t read_bits(std::span<const std::uint8_t> stream, std::size_t bit_offset, int bits);
+// Writes the low `bits` bits of `value` at stream bit `bit_offset`, leaving every other bit unchanged.
+void write_bits(std::span<std::uint8_t> stream, std::size_t bit_offset, int bits, std::uint32_t value);
+
 // Reads the code of element `index` (bits in 1..32).
 std::uint32_t read_code(std::span<const std::uint8_t> stream, std::size_t index, int bits);
 // Writes the low `bits` bits of `code` as element `index`, leaving every other bit unchanged.

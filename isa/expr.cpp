@@ -1,0 +1,193 @@
+#include "isa/expr.h"
+
+#include "isa/error.h"
+
+namespace anybit::isa {
+
+namespace {
+
+struct OpInfo {
+  const char* text;
+  int precedence;  // binary operators; higher binds tighter; 0 for function-call syntax
+};
+
+OpInfo info(ExprOp op) {
+  switch (op) {
+    case ExprOp::Or: return {"||", 1};
+    case ExprOp::And: return {"&&", 2};
+    case ExprOp::Eq: return {"==", 3};
+    case ExprOp::Ne: return {"!=", 3};
+    case ExprOp::Lt: return {"<", 4};
+    case ExprOp::Le: return {"<=", 4};
+    case ExprOp::Gt: return {">", 4};
+    case ExprOp::Ge: return {">=", 4};
+    case ExprOp::Add: return {"+", 5};
+    case ExprOp::Sub: return {"-", 5};
+    case ExprOp::Mul: return {"*", 6};
+    case ExprOp::Div: return {"/", 6};
+    case ExprOp::Mod: return {"%", 6};
+    case ExprOp::Min: return {"min", 0};
+    case ExprOp::Max: return {"max", 0};
+    case ExprOp::CeilDiv: return {"ceil_div", 0};
+    default: return {"", 0};
+  }
+}
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// Precedence 7 is unary, 8 atoms.
+int precedence_of(const Expr& e) {
+  switch (e.op()) {
+    case ExprOp::Const: return e.constant() < 0 ? 7 : 8;
+    case ExprOp::Var: return 8;
+    case ExprOp::Neg:
+    case ExprOp::Not: return 7;
+    default: {
+      const int p = info(e.op()).precedence;
+      return p == 0 ? 8 : p;
+    }
+  }
+}
+
+std::string print(const Expr& e);
+
+std::string operand(const Expr& e, int min_precedence) {
+  std::string s = print(e);
+  return precedence_of(e) < min_precedence ? "(" + s + ")" : s;
+}
+
+std::string print(const Expr& e) {
+  switch (e.op()) {
+    case ExprOp::Const: return std::to_string(e.constant());
+    case ExprOp::Var: return e.name();
+    case ExprOp::Neg: return "-" + operand(e.lhs(), 8);
+    case ExprOp::Not: return "!" + operand(e.lhs(), 8);
+    default: break;
+  }
+  const OpInfo i = info(e.op());
+  if (i.precedence == 0) return fmt::format("{}({}, {})", i.text, print(e.lhs()), print(e.rhs()));
+  // Left-associative: the right operand needs parentheses at equal precedence.
+  return fmt::format("{} {} {}", operand(e.lhs(), i.precedence), i.text, operand(e.rhs(), i.precedence + 1));
+}
+
+}  // namespace
+
+Expr::Expr(std::int64_t value) : node_(std::make_shared<ExprNode>(ExprNode{ExprOp::Const, value, {}, nullptr, nullptr})) {}
+
+Expr Expr::var(std::string name) {
+  Expr e;
+  e.node_ = std::make_shared<ExprNode>(ExprNode{ExprOp::Var, 0, std::move(name), nullptr, nullptr});
+  return e;
+}
+
+Expr Expr::make(ExprOp op, Expr a, Expr b) {
+  ANYBIT_ASSERT(op != ExprOp::Const && op != ExprOp::Var, "Expr::make for a leaf op {}", static_cast<int>(op));
+  Expr e;
+  e.node_ = std::make_shared<ExprNode>(ExprNode{op, 0, {}, a.node_, b.node_});
+  return e;
+}
+
+ExprOp Expr::op() const { return node_->op; }
+std::int64_t Expr::constant() const { return node_->value; }
+const std::string& Expr::name() const { return node_->name; }
+Expr Expr::lhs() const { return Expr(node_->a); }
+Expr Expr::rhs() const { return Expr(node_->b); }
+std::string Expr::to_string() const { return print(*this); }
+
+bool operator==(const Expr& a, const Expr& b) {
+  if (a.node_ == b.node_) return true;
+  if (a.op() != b.op()) return false;
+  switch (a.op()) {
+    case ExprOp::Const: return a.constant() == b.constant();
+    case ExprOp::Var: return a.name() == b.name();
+    case ExprOp::Neg:
+    case ExprOp::Not: return a.lhs() == b.lhs();
+    default: return a.lhs() == b.lhs() && a.rhs() == b.rhs();
+  }
+}
+
+Expr operator+(Expr a, Expr b) { return Expr::make(ExprOp::Add, a, b); }
+Expr operator-(Expr a, Expr b) { return Expr::make(ExprOp::Sub, a, b); }
+Expr operator*(Expr a, Expr b) { return Expr::make(ExprOp::Mul, a, b); }
+Expr operator/(Expr a, Expr b) { return Expr::make(ExprOp::Div, a, b); }
+Expr operator%(Expr a, Expr b) { return Expr::make(ExprOp::Mod, a, b); }
+Expr operator-(Expr a) { return Expr::make(ExprOp::Neg, a); }
+Expr operator<(Expr a, Expr b) { return Expr::make(ExprOp::Lt, a, b); }
+Expr operator<=(Expr a, Expr b) { return Expr::make(ExprOp::Le, a, b); }
+Expr operator>(Expr a, Expr b) { return Expr::make(ExprOp::Gt, a, b); }
+Expr operator>=(Expr a, Expr b) { return Expr::make(ExprOp::Ge, a, b); }
+Expr operator&&(Expr a, Expr b) { return Expr::make(ExprOp::And, a, b); }
+Expr operator||(Expr a, Expr b) { return Expr::make(ExprOp::Or, a, b); }
+Expr operator!(Expr a) { return Expr::make(ExprOp::Not, a); }
+Expr eq(Expr a, Expr b) { return Expr::make(ExprOp::Eq, a, b); }
+Expr ne(Expr a, Expr b) { return Expr::make(ExprOp::Ne, a, b); }
+Expr min(Expr a, Expr b) { return Expr::make(ExprOp::Min, a, b); }
+Expr max(Expr a, Expr b) { return Expr::make(ExprOp::Max, a, b); }
+Expr ceil_div(Expr a, Expr b) { return Expr::make(ExprOp::CeilDiv, a, b); }
+Expr block_idx_x() { return Expr::var("blockIdx.x"); }
+Expr block_idx_y() { return Expr::var("blockIdx.y"); }
+Expr block_idx_z() { return Expr::var("blockIdx.z"); }
+
+std::int64_t evaluate(const Expr& e, const Lookup& lookup) {
+  auto checked = [&](bool overflow, const std::int64_t& r) {
+    if (overflow) throw Error(fmt::format("integer overflow evaluating '{}'", e.to_string()));
+    return r;  // read after the builtin has stored it
+  };
+  switch (e.op()) {
+    case ExprOp::Const: return e.constant();
+    case ExprOp::Var: {
+      auto v = lookup(e.name());
+      if (!v) throw Error(fmt::format("unknown name '{}' in expression", e.name()));
+      return *v;
+    }
+    case ExprOp::Neg: {
+      const std::int64_t a = evaluate(e.lhs(), lookup);
+      std::int64_t r = 0;
+      return checked(__builtin_sub_overflow(std::int64_t{0}, a, &r), r);
+    }
+    case ExprOp::Not: return evaluate(e.lhs(), lookup) == 0;
+    default: break;
+  }
+  const std::int64_t a = evaluate(e.lhs(), lookup);
+  if (e.op() == ExprOp::And && a == 0) return 0;
+  if (e.op() == ExprOp::Or && a != 0) return 1;
+  const std::int64_t b = evaluate(e.rhs(), lookup);
+  std::int64_t r = 0;
+  switch (e.op()) {
+    case ExprOp::Add: return checked(__builtin_add_overflow(a, b, &r), r);
+    case ExprOp::Sub: return checked(__builtin_sub_overflow(a, b, &r), r);
+    case ExprOp::Mul: return checked(__builtin_mul_overflow(a, b, &r), r);
+    case ExprOp::Div:
+    case ExprOp::Mod:
+    case ExprOp::CeilDiv: {
+      if (b == 0) throw Error(fmt::format("division by zero evaluating '{}'", e.to_string()));
+      if (a == INT64_MIN && b == -1) throw Error(fmt::format("integer overflow evaluating '{}'", e.to_string()));
+      if (e.op() == ExprOp::Div) return floor_div(a, b);
+      if (e.op() == ExprOp::Mod) return a - floor_div(a, b) * b;
+      return -floor_div(-a, b);
+    }
+    case ExprOp::Min: return std::min(a, b);
+    case ExprOp::Max: return std::max(a, b);
+    case ExprOp::Lt: return a < b;
+    case ExprOp::Le: return a <= b;
+    case ExprOp::Gt: return a > b;
+    case ExprOp::Ge: return a >= b;
+    case ExprOp::Eq: return a == b;
+    case ExprOp::Ne: return a != b;
+    case ExprOp::And: return b != 0;
+    case ExprOp::Or: return b != 0;
+    default: ANYBIT_ASSERT(false, "unhandled expression op {}", static_cast<int>(e.op()));
+  }
+}
+
+void collect_variables(const Expr& e, std::set<std::string>& out) {
+  if (e.op() == ExprOp::Var) out.insert(e.name());
+  if (e.op() == ExprOp::Const || e.op() == ExprOp::Var) return;
+  collect_variables(e.lhs(), out);
+  if (e.op() != ExprOp::Neg && e.op() != ExprOp::Not) collect_variables(e.rhs(), out);
+}
+
+}  // namespace anybit::isa

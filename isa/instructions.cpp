@@ -1,0 +1,369 @@
+#include "isa/instructions.h"
+
+#include <algorithm>
+
+#include "isa/error.h"
+#include "layout/mma_layouts.h"
+
+namespace anybit::isa {
+
+namespace {
+
+std::vector<OperandKind> operand_kinds(std::string_view spec) {
+  std::vector<OperandKind> out;
+  while (!spec.empty()) {
+    const auto comma = spec.find(',');
+    const std::string_view item = spec.substr(0, comma);
+    out.push_back(item == "P" ? OperandKind::Param : item == "T[]" ? OperandKind::IndexedTensor : OperandKind::Tensor);
+    spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
+  }
+  return out;
+}
+
+std::string shape_text(const layout::Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
+
+// Constant shape attribute, or an error.
+std::optional<layout::Shape> constant_shape(const std::vector<Expr>& exprs, std::string& error) {
+  layout::Shape out;
+  for (const Expr& e : exprs) {
+    if (!e.is_constant() || e.constant() < 1) {
+      error = fmt::format("shape entries must be positive constants, got '{}'", e.to_string());
+      return std::nullopt;
+    }
+    out.push_back(e.constant());
+  }
+  return out;
+}
+
+std::string check_register_layout(const TensorType& t, std::int64_t threads) {
+  if (!t.layout) return {};
+  if (t.layout->shape() != t.shape)
+    return fmt::format("layout {} has shape {} but the tile is {}", t.layout->to_string(),
+                       shape_text(t.layout->shape()), shape_text(t.shape));
+  if (threads > 0 && t.layout->num_threads() != threads)
+    return fmt::format("layout {} spreads the tile over {} threads but the block has {} ({} warps)",
+                       t.layout->to_string(), t.layout->num_threads(), threads, threads / 32);
+  return {};
+}
+
+bool same_layout(const TensorType& a, const TensorType& b) {
+  if (!a.layout || !b.layout) return true;  // open layouts are made equal by layout inference
+  return *a.layout == *b.layout;
+}
+
+std::string describe(const TensorType& t) { return t.to_string(); }
+
+// Elementwise operands: same dtype, shape and layout.
+std::string check_same(const std::vector<const TensorType*>& ts, const char* what) {
+  for (std::size_t i = 1; i < ts.size(); ++i) {
+    if (ts[i]->dtype != ts[0]->dtype)
+      return fmt::format("{} operands must have one dtype, got {} and {}", what, ts[0]->dtype.name(),
+                         ts[i]->dtype.name());
+    if (ts[i]->shape != ts[0]->shape)
+      return fmt::format("{} operands must have one shape, got {} and {}", what, shape_text(ts[0]->shape),
+                         shape_text(ts[i]->shape));
+    if (!same_layout(*ts[0], *ts[i]))
+      return fmt::format("{} operands must have one layout, got {} and {}", what, ts[0]->layout->to_string(),
+                         ts[i]->layout->to_string());
+  }
+  return {};
+}
+
+std::string require_scope(const TensorType& t, Scope scope, std::size_t index) {
+  static const char* names[] = {"a global view", "a shared tile", "a register tile"};
+  if (t.scope != scope)
+    return fmt::format("operand {} must be {}, got {}", index + 1, names[static_cast<int>(scope)], describe(t));
+  return {};
+}
+
+std::string check_offset(const Operand& op, const TensorType& t) {
+  if (static_cast<int>(op.index.size()) != t.rank())
+    return fmt::format("offset of {} has {} entries but the tensor has rank {}", op.name, op.index.size(), t.rank());
+  return {};
+}
+
+std::string check_tile_against(const TensorType& tile, const TensorType& mem, const char* what) {
+  if (tile.dtype != mem.dtype)
+    return fmt::format("{}: the register tile is {} but the memory is {}; insert a cast", what, tile.dtype.name(),
+                       mem.dtype.name());
+  if (tile.rank() != mem.rank())
+    return fmt::format("{}: the tile has rank {} but the memory has rank {}", what, tile.rank(), mem.rank());
+  if (mem.scope == Scope::Shared)
+    for (int d = 0; d < tile.rank(); ++d)
+      if (tile.shape[d] > mem.shape[d])
+        return fmt::format("{}: tile {} does not fit the shared tile {}", what, shape_text(tile.shape),
+                           shape_text(mem.shape));
+  return {};
+}
+
+bool arithmetic(DataType t) { return !t.is_bool(); }
+
+struct DotConfig {
+  DataType a, c;
+  layout::RegisterLayout (*atom_a)(), (*atom_b)(), (*atom_c)();
+};
+
+std::string check_dot(const CheckInput& in) {
+  const TensorType &c = *in.operand_types[0], &a = *in.operand_types[1], &b = *in.operand_types[2];
+  if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2)
+    return fmt::format("dot needs rank-2 tiles, got a {}, b {}, c {}", shape_text(a.shape), shape_text(b.shape),
+                       shape_text(c.shape));
+  if (a.shape[1] != b.shape[0] || c.shape[0] != a.shape[0] || c.shape[1] != b.shape[1])
+    return fmt::format("dot shapes do not match: c {} += a {} . b {} needs a [M,K], b [K,N], c [M,N]",
+                       shape_text(c.shape), shape_text(a.shape), shape_text(b.shape));
+  if (a.dtype != b.dtype) return fmt::format("dot operands a and b differ in dtype: {} and {}", a.dtype.name(), b.dtype.name());
+  using layout::mma_m16n8k16_a, layout::mma_m16n8k16_b, layout::mma_m16n8k16_c, layout::mma_m16n8k32_a,
+      layout::mma_m16n8k32_b;
+  const DataType f16 = DataType::f16(), bf16 = DataType::bf16(), f32 = DataType::f32(),
+                 i32 = DataType::signed_int(32);
+  const std::vector<DotConfig> configs = {
+      {f16, f32, mma_m16n8k16_a, mma_m16n8k16_b, mma_m16n8k16_c},
+      {f16, f16, mma_m16n8k16_a, mma_m16n8k16_b, mma_m16n8k16_c},
+      {bf16, f32, mma_m16n8k16_a, mma_m16n8k16_b, mma_m16n8k16_c},
+      {DataType::signed_int(8), i32, mma_m16n8k32_a, mma_m16n8k32_b, mma_m16n8k16_c},
+      {DataType::unsigned_int(8), i32, mma_m16n8k32_a, mma_m16n8k32_b, mma_m16n8k16_c},
+  };
+  const auto cfg = std::find_if(configs.begin(), configs.end(),
+                                [&](const DotConfig& d) { return d.a == a.dtype && d.c == c.dtype; });
+  if (cfg == configs.end())
+    return fmt::format("no tensor-core dot for {} x {} -> {}; supported: f16 -> f32|f16, bf16 -> f32, "
+                       "int8|uint8 -> int32",
+                       a.dtype.name(), b.dtype.name(), c.dtype.name());
+  if (!a.layout || !b.layout || !c.layout) return {};  // layout inference picks them
+  const std::pair<const TensorType*, layout::RegisterLayout> operands[] = {
+      {&a, cfg->atom_a()}, {&b, cfg->atom_b()}, {&c, cfg->atom_c()}};
+  const char* names[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; ++i)
+    if (!layout::divides(*operands[i].first->layout, operands[i].second))
+      return fmt::format("dot operand {} has layout {}, which is not a warp arrangement of the mma fragment {}",
+                         names[i], operands[i].first->layout->to_string(), operands[i].second.to_string());
+  return {};
+}
+
+}  // namespace
+
+const std::vector<InstructionInfo>& instruction_table() {
+  static const std::vector<InstructionInfo> table = {
+#define X(e, name, ops, result, decl, allowed, required, summary) \
+  {Opcode::e, name, operand_kinds(ops), result, TypeDecl::decl, allowed, required, summary},
+#include "isa/instructions.def"
+#undef X
+  };
+  return table;
+}
+
+const InstructionInfo& info(Opcode op) { return instruction_table()[static_cast<std::size_t>(op)]; }
+
+std::optional<Opcode> find_opcode(std::string_view name) {
+  for (const auto& i : instruction_table())
+    if (name == i.name) return i.opcode;
+  return std::nullopt;
+}
+
+const char* attr_name(Attr a) {
+  switch (a) {
+    case DTYPE: return "dtype";
+    case SHAPE: return "shape";
+    case STRIDES: return "strides";
+    case DIMS: return "dims";
+    case OP: return "op";
+    case N: return "n";
+    case INIT: return "init";
+    case MASKED: return "masked";
+  }
+  return "?";
+}
+
+bool has_attribute(const Attributes& a, Attr which) {
+  switch (which) {
+    case DTYPE: return a.dtype.has_value();
+    case SHAPE: return a.shape.has_value();
+    case STRIDES: return a.strides.has_value();
+    case DIMS: return a.dims.has_value();
+    case OP: return a.op.has_value();
+    case N: return a.n.has_value();
+    case INIT: return a.init.has_value();
+    case MASKED: return a.masked;
+  }
+  return false;
+}
+
+std::optional<std::size_t> updated_operand(Opcode op) {
+  if (op == Opcode::Dot || op == Opcode::Assign) return 0;
+  return std::nullopt;
+}
+
+CheckResult check_instruction(const CheckInput& in) {
+  const Instruction& inst = in.inst;
+  const auto& ts = in.operand_types;
+  auto fail = [](std::string e) { return CheckResult{std::nullopt, std::move(e)}; };
+  auto ok = [](TensorType t) { return CheckResult{std::move(t), {}}; };
+  // Scope rules per operand position come first, so every later rule can rely on them.
+  auto scopes = [&](std::initializer_list<Scope> expected) -> std::string {
+    std::size_t i = 0;
+    for (Scope s : expected) {
+      if (auto e = require_scope(*ts[i], s, i); !e.empty()) return e;
+      if (i < inst.operands.size() && !inst.operands[i].index.empty())
+        if (auto e2 = check_offset(inst.operands[i], *ts[i]); !e2.empty()) return e2;
+      ++i;
+    }
+    return {};
+  };
+  std::string e;
+  switch (inst.opcode) {
+    case Opcode::GlobalView: {
+      if (!in.param_dtype) return fail(fmt::format("'{}' is not a pointer parameter", inst.operands[0].name));
+      if (inst.attrs.shape->empty()) return fail("a global view needs at least one dimension");
+      if (inst.attrs.shape->size() != inst.attrs.strides->size())
+        return fail(fmt::format("global view has {} shape entries but {} strides", inst.attrs.shape->size(),
+                                inst.attrs.strides->size()));
+      TensorType t;
+      t.scope = Scope::Global;
+      t.dtype = *in.param_dtype;
+      t.global_shape = *inst.attrs.shape;
+      t.global_strides = *inst.attrs.strides;
+      t.param = inst.operands[0].name;
+      return ok(t);
+    }
+    case Opcode::AllocShared: return ok(*inst.type);
+    case Opcode::AllocRegister:
+      if (inst.attrs.init && inst.type->dtype.is_integer() && *inst.attrs.init != static_cast<double>(static_cast<std::int64_t>(*inst.attrs.init)))
+        return fail(fmt::format("init {} is not an integer, but the tile is {}", *inst.attrs.init, inst.type->dtype.name()));
+      if (e = check_register_layout(*inst.type, in.threads); !e.empty()) return fail(e);
+      return ok(*inst.type);
+    case Opcode::FreeShared:
+      if (e = scopes({Scope::Shared}); !e.empty()) return fail(e);
+      return {};
+    case Opcode::LoadGlobal:
+    case Opcode::LoadShared:
+      if (e = scopes({inst.opcode == Opcode::LoadGlobal ? Scope::Global : Scope::Shared}); !e.empty()) return fail(e);
+      if (e = check_tile_against(*inst.type, *ts[0], info(inst.opcode).name); !e.empty()) return fail(e);
+      if (e = check_register_layout(*inst.type, in.threads); !e.empty()) return fail(e);
+      return ok(*inst.type);
+    case Opcode::StoreGlobal:
+    case Opcode::StoreShared:
+      if (e = scopes({Scope::Register, inst.opcode == Opcode::StoreGlobal ? Scope::Global : Scope::Shared}); !e.empty())
+        return fail(e);
+      if (e = check_tile_against(*ts[0], *ts[1], info(inst.opcode).name); !e.empty()) return fail(e);
+      return {};
+    case Opcode::CopyAsync: {
+      if (e = scopes({Scope::Shared, Scope::Global}); !e.empty()) return fail(e);
+      auto shape = constant_shape(*inst.attrs.shape, e);
+      if (!shape) return fail(e);
+      if (ts[0]->dtype != ts[1]->dtype)
+        return fail(fmt::format("copy_async between {} shared memory and {} global memory; both must match",
+                                ts[0]->dtype.name(), ts[1]->dtype.name()));
+      if (static_cast<int>(shape->size()) != ts[0]->rank())
+        return fail(fmt::format("copy shape {} has rank {} but the tensors have rank {}", shape_text(*shape),
+                                shape->size(), ts[0]->rank()));
+      TensorType tile = TensorType::registers(ts[0]->dtype, *shape);
+      if (e = check_tile_against(tile, *ts[0], "copy_async"); !e.empty()) return fail(e);
+      return {};
+    }
+    case Opcode::CommitGroup:
+    case Opcode::SyncThreads: return {};
+    case Opcode::WaitGroup:
+      if (*inst.attrs.n < 0 || *inst.attrs.n > 8) return fail(fmt::format("wait_group n={} must be in 0..8", *inst.attrs.n));
+      return {};
+    case Opcode::Cast: {
+      if (e = scopes({Scope::Register}); !e.empty()) return fail(e);
+      TensorType t = *ts[0];
+      t.dtype = *inst.attrs.dtype;
+      return ok(t);
+    }
+    case Opcode::Neg:
+    case Opcode::Abs:
+      if (e = scopes({Scope::Register}); !e.empty()) return fail(e);
+      if (!ts[0]->dtype.is_signed())
+        return fail(fmt::format("{} needs a signed type, got {}", info(inst.opcode).name, ts[0]->dtype.name()));
+      return ok(*ts[0]);
+    case Opcode::Add:
+    case Opcode::Sub:
+    case Opcode::Mul:
+    case Opcode::Div:
+    case Opcode::Min:
+    case Opcode::Max:
+    case Opcode::Fma: {
+      if (e = scopes(ts.size() == 2 ? std::initializer_list<Scope>{Scope::Register, Scope::Register}
+                                    : std::initializer_list<Scope>{Scope::Register, Scope::Register, Scope::Register});
+          !e.empty())
+        return fail(e);
+      if (e = check_same(ts, info(inst.opcode).name); !e.empty()) return fail(e);
+      if (!arithmetic(ts[0]->dtype)) return fail(fmt::format("{} is not defined on bool", info(inst.opcode).name));
+      return ok(*ts[0]);
+    }
+    case Opcode::Where: {
+      if (e = scopes({Scope::Register, Scope::Register, Scope::Register}); !e.empty()) return fail(e);
+      if (!ts[0]->dtype.is_bool()) return fail(fmt::format("where's condition must be bool, got {}", ts[0]->dtype.name()));
+      if (e = check_same({ts[1], ts[2]}, "where"); !e.empty()) return fail(e);
+      if (ts[0]->shape != ts[1]->shape || !same_layout(*ts[0], *ts[1]))
+        return fail("where's condition must have the shape and layout of its operands");
+      return ok(*ts[1]);
+    }
+    case Opcode::Reduce: {
+      if (e = scopes({Scope::Register}); !e.empty()) return fail(e);
+      const std::string& op = *inst.attrs.op;
+      if (op != "add" && op != "max" && op != "min")
+        return fail(fmt::format("reduce op '{}' is not one of add, max, min", op));
+      TensorType t = *ts[0];
+      for (int d : *inst.attrs.dims) {
+        if (d < 0 || d >= t.rank()) return fail(fmt::format("reduce dimension {} out of range for rank {}", d, t.rank()));
+        t.shape[d] = 1;
+      }
+      if (t.layout) {
+        try {
+          t.layout = layout::reduce(*t.layout, *inst.attrs.dims);
+        } catch (const Error& err) {
+          return fail(err.what());
+        }
+      }
+      return ok(t);
+    }
+    case Opcode::Dot:
+      if (e = scopes({Scope::Register, Scope::Register, Scope::Register}); !e.empty()) return fail(e);
+      if (e = check_dot(in); !e.empty()) return fail(e);
+      return {};
+    case Opcode::View: {
+      if (e = scopes({Scope::Register}); !e.empty()) return fail(e);
+      const TensorType& to = *inst.type;
+      if (e = check_register_layout(to, in.threads); !e.empty()) return fail(e);
+      if (ts[0]->layout && to.layout && ts[0]->bits_per_thread() != to.bits_per_thread())
+        return fail(fmt::format("view needs equal bits per thread: {} holds {} x {} = {} bits per thread, {} holds "
+                                "{} x {} = {}",
+                                describe(*ts[0]), ts[0]->layout->local_size(), ts[0]->dtype.bits(),
+                                ts[0]->bits_per_thread(), describe(to), to.layout->local_size(), to.dtype.bits(),
+                                to.bits_per_thread()));
+      if (ts[0]->layout && to.layout && ts[0]->layout->num_threads() != to.layout->num_threads())
+        return fail("view must keep the thread count");
+      if (ts[0]->layout && to.layout && (ts[0]->layout->replication() != 1 || to.layout->replication() != 1))
+        return fail("view of replicated layouts is not defined: every thread must hold distinct bits");
+      return ok(to);
+    }
+    case Opcode::Reshape: {
+      if (e = scopes({Scope::Register}); !e.empty()) return fail(e);
+      auto shape = constant_shape(*inst.attrs.shape, e);
+      if (!shape) return fail(e);
+      TensorType t = *ts[0];
+      t.shape = *shape;
+      try {
+        if (t.layout) t.layout = layout::reshape(*t.layout, *shape);
+        else {
+          std::int64_t a = 1, b = 1;
+          for (auto s : ts[0]->shape) a *= s;
+          for (auto s : *shape) b *= s;
+          if (a != b) return fail(fmt::format("cannot reshape {} elements to {}", a, shape_text(*shape)));
+        }
+      } catch (const Error& err) {
+        return fail(err.what());
+      }
+      return ok(t);
+    }
+    case Opcode::Assign:
+      if (e = scopes({Scope::Register, Scope::Register}); !e.empty()) return fail(e);
+      if (e = check_same(ts, "assign"); !e.empty()) return fail(e);
+      return {};
+  }
+  ANYBIT_ASSERT(false, "no check for opcode {}", static_cast<int>(inst.opcode));
+}
+
+}  // namespace anybit::isa

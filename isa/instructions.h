@@ -1,0 +1,93 @@
+// The instruction table and the Instruction IR node. Adding an instruction is one line in
+// instructions.def, its check_ function in instructions.cpp, its semantics in the interpreter.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "isa/tensor_type.h"
+
+namespace anybit::isa {
+
+enum class Opcode {
+#define X(e, ...) e,
+#include "isa/instructions.def"
+#undef X
+};
+
+enum Attr : unsigned { DTYPE = 1, SHAPE = 2, STRIDES = 4, DIMS = 8, OP = 16, N = 32, INIT = 64, MASKED = 128 };
+enum class TypeDecl { None, Register, Shared };
+
+// One operand: a tensor value (%name) or a pointer parameter (name), with a tile offset for T[] kinds.
+struct Operand {
+  std::string name;
+  std::vector<Expr> index;
+  friend bool operator==(const Operand&, const Operand&) = default;
+};
+
+struct Attributes {
+  std::optional<DataType> dtype;
+  std::optional<std::vector<Expr>> shape, strides;
+  std::optional<std::vector<int>> dims;
+  std::optional<std::string> op;
+  std::optional<std::int64_t> n;
+  std::optional<double> init;
+  bool masked = false;
+  friend bool operator==(const Attributes&, const Attributes&) = default;
+};
+
+struct Instruction {
+  Opcode opcode = Opcode::SyncThreads;
+  std::string result;                 // empty when the instruction has none
+  std::vector<Operand> operands;
+  std::optional<TensorType> type;     // declared type (TypeDecl::Register/Shared)
+  Attributes attrs;
+  std::string location;               // "line:col" of .vm text or "file:line" of a builder call; not compared
+
+  friend bool operator==(const Instruction& a, const Instruction& b) {
+    return a.opcode == b.opcode && a.result == b.result && a.operands == b.operands && a.type == b.type &&
+           a.attrs == b.attrs;
+  }
+};
+
+enum class OperandKind { Param, Tensor, IndexedTensor };
+
+struct InstructionInfo {
+  Opcode opcode;
+  const char* name;
+  std::vector<OperandKind> operands;
+  bool has_result;
+  TypeDecl declares;
+  unsigned allowed_attrs, required_attrs;
+  const char* summary;
+};
+
+const InstructionInfo& info(Opcode op);
+bool has_attribute(const Attributes& a, Attr which);
+const std::vector<InstructionInfo>& instruction_table();
+std::optional<Opcode> find_opcode(std::string_view name);
+const char* attr_name(Attr a);
+
+// What a check sees: the instruction, the types of its tensor operands (nullptr for a parameter
+// operand), the pointer parameter's element type for global_view, and the block's thread count.
+struct CheckInput {
+  const Instruction& inst;
+  std::vector<const TensorType*> operand_types;
+  std::optional<DataType> param_dtype;
+  std::int64_t threads = 0;
+};
+
+// Applies the instruction's type rule: the result type, or an error message (without location) naming
+// the problem and what would fix it. Operand count, kinds and attributes must already match the table.
+struct CheckResult {
+  std::optional<TensorType> type;
+  std::string error;
+};
+CheckResult check_instruction(const CheckInput& input);
+
+// Register tiles the instruction may update in place (dot's accumulator, assign's destination).
+std::optional<std::size_t> updated_operand(Opcode op);
+
+}  // namespace anybit::isa

@@ -1,0 +1,278 @@
+// vmc: the anybit command line. `vmc --help` lists the commands.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "isa/bitpack.h"
+#include "isa/dtype.h"
+#include "isa/error.h"
+#include "layout/register_layout.h"
+#include "programs/examples.h"
+#include "vm/host_buffers.h"
+#include "vm/interpreter.h"
+#include "vm/verifier.h"
+
+namespace {
+
+using namespace anybit;
+using isa::DataType;
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(fmt::format("cannot open '{}'", path));
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+vm::Program load(const std::string& path) { return vm::parse(read_file(path), path); }
+
+std::string value_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return fmt::format("{}", v);
+}
+
+int cmd_types(const std::string& decode) {
+  if (!decode.empty()) {
+    const DataType t = isa::parse_dtype(decode);
+    if (t.bits() > 16) throw Error(fmt::format("--decode lists every code; {} has 2^{} codes, at most 16 bits are listed", t.name(), t.bits()));
+    const int digits = (t.bits() + 3) / 4;
+    for (std::uint32_t c = 0; c < (1u << t.bits()); ++c)
+      fmt::print("0x{:0{}x}  0b{:0{}b}  {}\n", c, digits, c, t.bits(), value_text(isa::decode(t, c)));
+    return 0;
+  }
+  fmt::print("{:<10} {:>4} {:>12} {:>12}  {}\n", "type", "bits", "min", "max", "values / specials");
+  for (DataType t : isa::all_dtypes()) {
+    std::string values;
+    if (t.bits() <= 4 && !t.is_bool()) {
+      std::vector<double> v;
+      for (std::uint32_t c = 0; c < (1u << t.bits()); ++c) v.push_back(isa::decode(t, c));
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+      std::vector<std::string> text;
+      for (double x : v) text.push_back(value_text(x));
+      values = fmt::format("{{{}}}", fmt::join(text, ", "));
+    } else if (t.is_float()) {
+      values = t.has_inf() ? "inf and NaN" : t.has_nan() ? "NaN, no inf" : "all finite";
+    }
+    fmt::print("{:<10} {:>4} {:>12} {:>12}  {}\n", t.name(), t.bits(), value_text(isa::lowest_finite(t)),
+               value_text(isa::max_finite(t)), values);
+  }
+  return 0;
+}
+
+int cmd_layout(const std::string& text, bool table) {
+  const auto l = layout::parse_layout(text);
+  fmt::print("layout:      {}\nshape:       [{}]\nthreads:     {}\nlocal size:  {}\nreplication: {}\n", l.to_string(),
+             fmt::join(l.shape(), ", "), l.num_threads(), l.local_size(), l.replication());
+  if (!table) return 0;
+  const auto shape = l.shape();
+  if (shape.size() > 2) throw Error("--table draws rank-1 and rank-2 layouts; reshape the layout first");
+  const std::int64_t rows = shape.size() == 2 ? shape[0] : 1, cols = shape.empty() ? 1 : shape.back();
+  if (rows * cols > 65536) throw Error("--table draws layouts of at most 65536 elements");
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::vector<std::string> cells;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      layout::Shape idx = shape.size() == 2 ? layout::Shape{r, c} : shape.empty() ? layout::Shape{} : layout::Shape{c};
+      const auto p = l.map(idx);
+      cells.push_back(fmt::format("t{}:{}", p.thread, p.local));
+    }
+    fmt::print("{}\n", fmt::join(cells, " "));
+  }
+  return 0;
+}
+
+std::size_t count_instructions(const vm::Body& body) {
+  std::size_t n = 0;
+  for (const auto& st : body) {
+    if (std::holds_alternative<isa::Instruction>(st.node)) ++n;
+    if (const auto* l = std::get_if<vm::For>(&st.node)) n += count_instructions(l->body);
+    if (const auto* i = std::get_if<vm::If>(&st.node)) n += count_instructions(i->then_body) + count_instructions(i->else_body);
+  }
+  return n;
+}
+
+int cmd_check(const std::string& file) {
+  const auto p = load(file);
+  const auto typing = vm::verify(p);
+  fmt::print("{}: ok: program {} ({} instructions, {} warps, {} bytes of shared memory)\n", file, p.name,
+             count_instructions(p.body), p.warps, typing.shared.total_bytes);
+  return 0;
+}
+
+int cmd_fmt(const std::string& file, bool in_place) {
+  const auto p = load(file);
+  vm::verify(p);
+  const std::string text = vm::print(p);
+  if (!in_place) {
+    fmt::print("{}", text);
+    return 0;
+  }
+  const std::string tmp = file + ".vmc-tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << text;
+    if (!f) throw Error(fmt::format("cannot write '{}'", tmp));
+  }
+  std::filesystem::rename(tmp, file);
+  return 0;
+}
+
+std::map<std::string, std::int64_t> parse_params(const vm::Program& p, const std::vector<std::string>& items) {
+  std::map<std::string, std::int64_t> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--param '{}' must be NAME=VALUE", item));
+    const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
+    const vm::Param* q = p.find_param(name);
+    if (!q) throw Error(fmt::format("--param {}: program {} has no parameter '{}'", item, p.name, name));
+    if (q->kind == vm::ParamKind::Pointer)
+      throw Error(fmt::format("--param {}: '{}' is a pointer; buffers come from --random-inputs", item, name));
+    std::int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || ptr != value.data() + value.size())
+      throw Error(fmt::format("--param {}: '{}' is not an integer", item, value));
+    if (out.count(name)) throw Error(fmt::format("--param {} given twice", name));
+    out[name] = v;
+  }
+  for (const auto& q : p.params)
+    if (q.kind != vm::ParamKind::Pointer && !out.count(q.name))
+      throw Error(fmt::format("program {} needs --param {}=VALUE", p.name, q.name));
+  return out;
+}
+
+int cmd_interp(const std::string& file, const std::vector<std::string>& params, std::uint64_t seed,
+               const std::string& dump, bool force) {
+  const auto p = load(file);
+  const auto scalars = parse_params(p, params);
+  auto buffers = vm::random_buffers(p, scalars, seed);
+  vm::interpret(p, vm::as_arguments(buffers, scalars));
+  for (const auto& [name, bytes] : buffers)
+    fmt::print("{:<12} {:>10} bytes  fnv1a64 {:016x}\n", name, bytes.size(), vm::checksum(bytes));
+  if (!dump.empty()) vm::dump_buffers(buffers, dump, force);
+  return 0;
+}
+
+// The main job until the quantized matmul lands: run the example programs on the interpreter and check
+// them against the host references.
+int cmd_demo(std::uint64_t seed) {
+  bool all_ok = true;
+  auto report = [&](const std::string& what, double max_error, double tolerance) {
+    const bool ok = max_error <= tolerance;
+    all_ok &= ok;
+    fmt::print("{:<44} max |error| {:<10.3g} {}\n", what, max_error, ok ? "PASS" : "FAIL");
+  };
+  const DataType f16 = DataType::f16(), f32 = DataType::f32();
+  {
+    const auto p = programs::vector_add();
+    std::map<std::string, std::int64_t> scalars = {{"n", 1000}};
+    auto buffers = vm::random_buffers(p, scalars, seed);
+    vm::interpret(p, vm::as_arguments(buffers, scalars));
+    double err = 0;
+    for (int i = 0; i < 1000; ++i) {
+      const float a = isa::decode_f32(f32, isa::read_code(buffers["a"], i, 32));
+      const float b = isa::decode_f32(f32, isa::read_code(buffers["b"], i, 32));
+      err = std::max(err, std::fabs(double(a + b) - isa::decode(f32, isa::read_code(buffers["c"], i, 32))));
+    }
+    report("vector_add n=1000 (interpreter)", err, 0.0);
+  }
+  {
+    const auto p = programs::tiled_matmul();
+    const int M = 45, N = 40, K = 72;
+    std::map<std::string, std::int64_t> scalars = {{"M", M}, {"N", N}, {"K", K}};
+    auto buffers = vm::random_buffers(p, scalars, seed);
+    vm::interpret(p, vm::as_arguments(buffers, scalars));
+    std::vector<float> a(M * K), b(K * N);
+    for (int i = 0; i < M * K; ++i) a[i] = isa::decode_f32(f16, isa::read_code(buffers["A"], i, 16));
+    for (int i = 0; i < K * N; ++i) b[i] = isa::decode_f32(f16, isa::read_code(buffers["B"], i, 16));
+    const auto ref = programs::reference_matmul(a, b, M, N, K);
+    double err = 0;
+    for (int i = 0; i < M * N; ++i) err = std::max(err, std::fabs(ref[i] - isa::decode(f32, isa::read_code(buffers["C"], i, 32))));
+    report(fmt::format("tiled_matmul f16 {}x{}x{} (interpreter)", M, N, K), err, 1e-4 * std::sqrt(K));
+  }
+  int formats = 0;
+  double worst = 0;
+  for (DataType code : isa::all_dtypes()) {
+    if (code.bits() > 8 || code.is_bool()) continue;
+    const auto p = programs::dequant_fragment(code, f16);
+    std::map<std::string, std::int64_t> scalars = {{"blocks", 3}};
+    auto buffers = vm::random_buffers(p, scalars, seed);
+    vm::interpret(p, vm::as_arguments(buffers, scalars));
+    const auto codes = programs::reference_fragment_codes(buffers["q"], code.bits(), 3);
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+      const double want = isa::decode(f16, isa::encode(f16, isa::decode(code, codes[i])));
+      const double got = isa::decode(f16, isa::read_code(buffers["out"], i, 16));
+      if (!(want == got || (std::isnan(want) && std::isnan(got)))) worst = INFINITY;
+    }
+    ++formats;
+  }
+  report(fmt::format("dequant_fragment, {} formats -> f16 (bit-exact)", formats), worst, 0.0);
+  fmt::print("{}\n", all_ok ? "demo: PASS" : "demo: FAIL");
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vmc: the anybit VM compiler and tools"};
+  app.require_subcommand(1);
+
+  std::string decode;
+  auto* types = app.add_subcommand("types", "the data-type table");
+  types->add_option("--decode", decode, "list every code of one type with its value");
+
+  std::string layout_text;
+  bool table = false;
+  auto* layout = app.add_subcommand("layout", "describe a register layout expression");
+  layout->add_option("expr", layout_text, "e.g. \"column_local(2,2) * spatial(8,4) * local(1,2)\"")->required();
+  layout->add_flag("--table", table, "draw t<thread>:<local> for every element");
+
+  std::string file;
+  auto* check = app.add_subcommand("check", "parse and verify a .vm file");
+  check->add_option("file", file, ".vm file")->required()->check(CLI::ExistingFile);
+
+  bool in_place = false;
+  auto* fmt_cmd = app.add_subcommand("fmt", "print a .vm file in canonical form");
+  fmt_cmd->add_option("file", file, ".vm file")->required()->check(CLI::ExistingFile);
+  fmt_cmd->add_flag("-i,--in-place", in_place, "rewrite the file instead of printing");
+
+  std::vector<std::string> params;
+  std::uint64_t seed = 1;
+  std::string dump;
+  bool force = false;
+  auto* interp = app.add_subcommand("interp", "run a .vm program on the interpreter with random inputs");
+  interp->add_option("file", file, ".vm file")->required()->check(CLI::ExistingFile);
+  interp->add_option("--param", params, "integer parameter NAME=VALUE (repeatable)");
+  interp->add_option("--random-inputs", seed, "seed for the input buffers")->required();
+  interp->add_option("--dump", dump, "write every buffer after the run to DIR/NAME.bin");
+  interp->add_flag("--force", force, "let --dump replace existing files");
+
+  auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
+  demo->add_option("--seed", seed, "input seed");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*types) return cmd_types(decode);
+    if (*layout) return cmd_layout(layout_text, table);
+    if (*check) return cmd_check(file);
+    if (*fmt_cmd) return cmd_fmt(file, in_place);
+    if (*interp) return cmd_interp(file, params, seed, dump, force);
+    if (*demo) return cmd_demo(seed);
+  } catch (const anybit::Error& e) {
+    fmt::print(stderr, "vmc: error: {}\n", e.what());
+    return 1;
+  } catch (const anybit::InternalError& e) {
+    fmt::print(stderr, "vmc: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vmc: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
