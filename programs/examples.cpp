@@ -52,8 +52,8 @@ vm::Program tiled_matmul() {
     b.commit_group();
     b.wait_group(0);
     b.sync_threads();
-    auto fa = b.load_shared(sa, {0, 0}, vm::reg(f16, {32, 16}, a_layout));
-    auto fb = b.load_shared(sb, {0, 0}, vm::reg(f16, {16, 16}, b_layout));
+    auto fa = b.name(b.load_shared(sa, {0, 0}, vm::reg(f16, {32, 16}, a_layout)), "a");
+    auto fb = b.name(b.load_shared(sb, {0, 0}, vm::reg(f16, {16, 16}, b_layout)), "b");
     b.dot(acc, fa, fb);
     b.sync_threads();  // the next iteration's copies overwrite the tiles
   });

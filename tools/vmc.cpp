@@ -35,6 +35,7 @@ vm::Program load(const std::string& path) { return vm::parse(read_file(path), pa
 std::string value_text(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  if (std::fabs(v) >= 1e7) return fmt::format("{:.4e}", v);
   return fmt::format("{}", v);
 }
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what anybit needs from Debian's packages (when missing), configures and builds it (Release, -j2).
+#   tools/setup.sh          build
+#   tools/setup.sh --test   build, then run the test suite (ctest; GPU tests skip with a reason without a GPU)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="${ANYBIT_BUILD_DIR:-$root/build}"
+
+packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "anybit setup: installing ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else
+    echo "anybit setup: missing packages: ${missing[*]}" >&2
+    echo "  install them as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" ||
+    { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+fi
+
+cuda_hint=()
+if [ -d /usr/local/cuda ]; then cuda_hint=(-DCUDAToolkit_ROOT=/usr/local/cuda); fi
+if ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDAToolkit_ROOT:-}" ]; then
+  echo "anybit setup: the CUDA Toolkit (for NVRTC) was not found; install it under /usr/local/cuda or set CUDAToolkit_ROOT" >&2
+  exit 1
+fi
+
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${cuda_hint[@]}" >/dev/null
+cmake --build "$build" -j2
+
+if [ "${1:-}" = "--test" ]; then
+  ctest --test-dir "$build" --output-on-failure -j2
+fi
