@@ -82,16 +82,16 @@ std::string check_offset(const Operand& op, const TensorType& t) {
   return {};
 }
 
-std::string check_tile_against(const TensorType& tile, const TensorType& mem, const char* what) {
+std::string check_tile_against(const TensorType& tile, const TensorType& mem) {
   if (tile.dtype != mem.dtype)
-    return fmt::format("{}: the register tile is {} but the memory is {}; insert a cast", what, tile.dtype.name(),
+    return fmt::format("the register tile is {} but the memory is {}; insert a cast", tile.dtype.name(),
                        mem.dtype.name());
   if (tile.rank() != mem.rank())
-    return fmt::format("{}: the tile has rank {} but the memory has rank {}", what, tile.rank(), mem.rank());
+    return fmt::format("the tile has rank {} but the memory has rank {}", tile.rank(), mem.rank());
   if (mem.scope == Scope::Shared)
     for (int d = 0; d < tile.rank(); ++d)
       if (tile.shape[d] > mem.shape[d])
-        return fmt::format("{}: tile {} does not fit the shared tile {}", what, shape_text(tile.shape),
+        return fmt::format("tile {} does not fit the shared tile {}", shape_text(tile.shape),
                            shape_text(mem.shape));
   return {};
 }
@@ -237,14 +237,14 @@ CheckResult check_instruction(const CheckInput& in) {
     case Opcode::LoadGlobal:
     case Opcode::LoadShared:
       if (e = scopes({inst.opcode == Opcode::LoadGlobal ? Scope::Global : Scope::Shared}); !e.empty()) return fail(e);
-      if (e = check_tile_against(*inst.type, *ts[0], info(inst.opcode).name); !e.empty()) return fail(e);
+      if (e = check_tile_against(*inst.type, *ts[0]); !e.empty()) return fail(e);
       if (e = check_register_layout(*inst.type, in.threads); !e.empty()) return fail(e);
       return ok(*inst.type);
     case Opcode::StoreGlobal:
     case Opcode::StoreShared:
       if (e = scopes({Scope::Register, inst.opcode == Opcode::StoreGlobal ? Scope::Global : Scope::Shared}); !e.empty())
         return fail(e);
-      if (e = check_tile_against(*ts[0], *ts[1], info(inst.opcode).name); !e.empty()) return fail(e);
+      if (e = check_tile_against(*ts[0], *ts[1]); !e.empty()) return fail(e);
       return {};
     case Opcode::CopyAsync: {
       if (e = scopes({Scope::Shared, Scope::Global}); !e.empty()) return fail(e);
@@ -257,7 +257,7 @@ CheckResult check_instruction(const CheckInput& in) {
         return fail(fmt::format("copy shape {} has rank {} but the tensors have rank {}", shape_text(*shape),
                                 shape->size(), ts[0]->rank()));
       TensorType tile = TensorType::registers(ts[0]->dtype, *shape);
-      if (e = check_tile_against(tile, *ts[0], "copy_async"); !e.empty()) return fail(e);
+      if (e = check_tile_against(tile, *ts[0]); !e.empty()) return fail(e);
       return {};
     }
     case Opcode::CommitGroup:

@@ -38,7 +38,7 @@ class Parser {
     if (p.grid.size() > 3) fail_at(here(), "a grid of at most 3 dimensions");
     keyword("warps");
     expect('(');
-    const auto warps_at = here();
+    const auto warps_at = mark();
     const std::int64_t w = integer();
     if (w < 1 || w > 32) throw error_at(warps_at, fmt::format("warps({}) must be between 1 and 32", w));
     p.warps = static_cast<int>(w);
@@ -55,6 +55,11 @@ class Parser {
   };
 
   Position here() const { return {pos_}; }
+  // The position of the next token.
+  Position mark() {
+    skip();
+    return {pos_};
+  }
   std::string location(Position p) const {
     std::size_t line = 1, col = 1;
     for (std::size_t i = 0; i < p.offset && i < text_.size(); ++i) {
@@ -157,7 +162,7 @@ class Parser {
     return v;
   }
   DataType dtype() {
-    const auto at = here();
+    const auto at = mark();
     skip();
     const std::size_t start = pos_;
     while (pos_ < text_.size() && std::isalnum(static_cast<unsigned char>(text_[pos_]))) ++pos_;
@@ -170,7 +175,7 @@ class Parser {
   }
 
   Param param(const Program& p) {
-    const auto at = here();
+    const auto at = mark();
     Param q;
     q.name = identifier("a parameter name");
     if (p.find_param(q.name)) throw error_at(at, fmt::format("parameter '{}' is declared twice", q.name));
@@ -229,7 +234,7 @@ class Parser {
     if (accept('-')) {
       skip();
       if (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) {
-        const auto at = here();
+        const auto at = mark();
         const std::int64_t v = integer();
         if (v == INT64_MIN) throw error_at(at, "integer literal out of range");
         return Expr(-v);
@@ -289,7 +294,7 @@ class Parser {
   }
 
   Statement statement(int depth) {
-    const auto at = here();
+    const auto at = mark();
     Statement st;
     st.location = location(at);
     if (accept_keyword("let")) {
@@ -340,7 +345,7 @@ class Parser {
       inst.result = identifier("a value name after '%'");
       expect('=');
     }
-    const auto op_at = here();
+    const auto op_at = mark();
     const std::string name = peek_identifier() ? identifier("an instruction") : "";
     const auto opcode = isa::find_opcode(name);
     if (!opcode) {
@@ -390,7 +395,7 @@ class Parser {
     const auto& info = isa::info(inst.opcode);
     if (accept('}')) return;
     do {
-      const auto at = here();
+      const auto at = mark();
       const std::string key = identifier("an attribute name");
       unsigned bit = 0;
       for (unsigned b = 1; b <= isa::MASKED; b <<= 1)
@@ -436,7 +441,7 @@ class Parser {
   }
 
   TensorType declared_type(bool shared) {
-    const auto at = here();
+    const auto at = mark();
     const bool has_shared = accept_keyword("shared");
     if (shared && !has_shared) fail("'shared' (this instruction declares a shared tile)");
     if (!shared && has_shared) throw error_at(at, "this instruction declares a register tile, not a shared one");
@@ -444,7 +449,7 @@ class Parser {
     layout::Shape shape;
     expect('[');
     do {
-      const auto s_at = here();
+      const auto s_at = mark();
       const auto s = integer();
       if (s < 1 || s > (std::int64_t{1} << 30))
         throw error_at(s_at, fmt::format("tile dimension {} must be between 1 and 2^30", s));
