@@ -35,8 +35,15 @@ std::optional<layout::Shape> constant_shape(const std::vector<Expr>& exprs, std:
   return out;
 }
 
+// A thread has at most 255 32-bit registers; a tile that needs more per thread cannot exist.
+constexpr std::int64_t kMaxBitsPerThread = 255 * 32;
+
 std::string check_register_layout(const TensorType& t, std::int64_t threads) {
   if (!t.layout) return {};
+  if (t.bits_per_thread() > kMaxBitsPerThread)
+    return fmt::format("the tile holds {} bits per thread ({} x {}), over the {} bits of a thread's 255 registers; "
+                       "spread it over more threads or split it",
+                       t.bits_per_thread(), t.layout->local_size(), t.dtype.name(), kMaxBitsPerThread);
   if (t.layout->shape() != t.shape)
     return fmt::format("layout {} has shape {} but the tile is {}", t.layout->to_string(),
                        shape_text(t.layout->shape()), shape_text(t.shape));
@@ -137,6 +144,28 @@ std::string check_dot(const CheckInput& in) {
     if (!layout::divides(*operands[i].first->layout, operands[i].second))
       return fmt::format("dot operand {} has layout {}, which is not a warp arrangement of the mma fragment {}",
                          names[i], operands[i].first->layout->to_string(), operands[i].second.to_string());
+  // The warp arrangements must agree: every warp computing C fragment (i, j) holds A fragments (i, k) and
+  // B fragments (k, j) for every k.
+  const auto qa = layout::divide(*a.layout, cfg->atom_a()), qb = layout::divide(*b.layout, cfg->atom_b()),
+             qc = layout::divide(*c.layout, cfg->atom_c());
+  const layout::Shape tiles_c = qc.shape();
+  const std::int64_t tiles_k = qa.shape()[1];
+  for (std::int64_t w = 0; w < qc.num_threads(); ++w)
+    for (std::int64_t l = 0; l < qc.local_size(); ++l) {
+      const layout::Shape ij = qc.logical_index(w, l);
+      for (std::int64_t k = 0; k < tiles_k; ++k) {
+        const layout::Shape ik = {ij[0], k}, kj = {k, ij[1]};
+        const auto warps_a = qa.threads_of(ik), warps_b = qb.threads_of(kj);
+        if (!std::binary_search(warps_a.begin(), warps_a.end(), w))
+          return fmt::format("dot: warp {} computes C fragment ({}, {}) but does not hold A fragment ({}, {}); "
+                             "arrange a's warps like c's rows (replicate a over c's warp columns)",
+                             w, ij[0], ij[1], ij[0], k);
+        if (!std::binary_search(warps_b.begin(), warps_b.end(), w))
+          return fmt::format("dot: warp {} computes C fragment ({}, {}) but does not hold B fragment ({}, {}); "
+                             "arrange b's warps like c's columns (replicate b over c's warp rows)",
+                             w, ij[0], ij[1], k, ij[1]);
+      }
+    }
   return {};
 }
 

@@ -1,1 +1,76 @@
-exit 0
+#!/usr/bin/env bash
+# vmc end to end: every command on the shipped examples, and clear errors for bad input.
+# Usage: vmc_cli_test.sh PATH/TO/vmc   (run from the repository root)
+set -uo pipefail
+vmc="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+pass() { echo "ok:   $1"; }
+fail() { echo "FAIL: $1"; failures=$((failures + 1)); }
+# expect_ok NAME GREP_PATTERN -- COMMAND...: exit 0 and stdout matching the pattern.
+expect_ok() {
+  local name=$1 pattern=$2; shift 3
+  local out
+  if out=$("$@" 2>&1) && grep -qE -- "$pattern" <<<"$out"; then pass "$name"; else fail "$name"; echo "$out" | head -20; fi
+}
+# expect_error NAME GREP_PATTERN -- COMMAND...: non-zero exit and the message on stderr.
+expect_error() {
+  local name=$1 pattern=$2; shift 3
+  local out
+  if out=$("$@" 2>&1); then fail "$name (exited 0)"; echo "$out" | head -5; return; fi
+  if grep -qE -- "$pattern" <<<"$out"; then pass "$name"; else fail "$name"; echo "$out" | head -20; fi
+}
+
+expect_ok "types table" '^f6e3m2 +6 +-28 +28' -- "$vmc" types
+expect_ok "types lists fp4 values" '^f4e2m1 .*\{-6, -4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 4, 6\}' -- "$vmc" types
+out=$("$vmc" types --decode f4e2m1)
+[ "$(wc -l <<<"$out")" = 16 ] && grep -q '^0x7  0b0111  6$' <<<"$out" && grep -q '^0xf  0b1111  -6$' <<<"$out" &&
+  pass "types --decode f4e2m1: 16 codes" || { fail "types --decode f4e2m1"; echo "$out"; }
+expect_ok "types --decode f8e4m3 NaN" '^0x7f  0b01111111  nan$' -- "$vmc" types --decode f8e4m3
+expect_error "types --decode bad name" "unknown data type 'f4e9m1'; valid types" -- "$vmc" types --decode f4e9m1
+expect_error "types --decode f32 refused" 'at most 16 bits' -- "$vmc" types --decode f32
+
+expect_ok "layout summary" '^threads: +32$' -- "$vmc" layout "column_local(2,2) * spatial(8,4) * local(1,2)"
+out=$("$vmc" layout "local(2,1) * spatial(8,4) * local(1,2)" --table)
+# Row 9 of the C fragment: thread 4 (g=1), second register pair.
+grep -q '^t4:2 t4:3 t5:2 t5:3 t6:2 t6:3 t7:2 t7:3$' <<<"$out" && pass "layout --table" || { fail "layout --table"; echo "$out"; }
+expect_ok "layout canonical form" '^layout: +spatial\(8,4\)$' -- "$vmc" layout "spatial(8,1) * spatial(1,4)"
+expect_error "layout parse error" 'at column 16: expected local, spatial' -- "$vmc" layout "spatial(8,4) * lcal(2)"
+
+for f in examples/*.vm; do
+  expect_ok "check $f" ': ok: program' -- "$vmc" check "$f"
+  "$vmc" fmt "$f" >"$tmp/fmt.vm" && cmp -s "$f" "$tmp/fmt.vm" && pass "fmt $f is canonical" || fail "fmt $f"
+done
+sed 's/  /    /' examples/vector_add.vm >"$tmp/messy.vm"
+cp "$tmp/messy.vm" "$tmp/messy_copy.vm"
+"$vmc" fmt "$tmp/messy.vm" >/dev/null && cmp -s "$tmp/messy.vm" "$tmp/messy_copy.vm" && pass "fmt leaves the file alone" ||
+  fail "fmt modified its input"
+"$vmc" fmt -i "$tmp/messy.vm" && cmp -s "$tmp/messy.vm" examples/vector_add.vm && pass "fmt -i rewrites in place" ||
+  fail "fmt -i"
+
+printf 'program p() grid(1) warps(1) {\n  %%x = load_global %%nope[0] : f32[32] @ spatial(32)\n}\n' >"$tmp/bad.vm"
+expect_error "check reports verifier errors" 'bad.vm:2:3: load_global: %nope is not defined' -- "$vmc" check "$tmp/bad.vm"
+printf 'program p() grid(1) warps(1) {\n  %%x = = 3\n}\n' >"$tmp/syntax.vm"
+expect_error "check reports syntax errors" 'syntax.vm:2:8: expected an instruction' -- "$vmc" check "$tmp/syntax.vm"
+expect_error "check missing file" 'does not exist|File does not exist' -- "$vmc" check "$tmp/missing.vm"
+
+run_interp() { "$vmc" interp examples/tiled_matmul.vm --param M=33 --param N=20 --param K=40 --random-inputs 7 "$@"; }
+a=$(run_interp) && b=$(run_interp) && [ "$a" = "$b" ] && grep -qE '^C +2640 bytes  fnv1a64 [0-9a-f]{16}$' <<<"$a" &&
+  pass "interp is deterministic and sizes buffers from views" || { fail "interp determinism"; echo "$a"; echo "$b"; }
+c=$("$vmc" interp examples/tiled_matmul.vm --param M=33 --param N=20 --param K=40 --random-inputs 8)
+[ "$a" != "$c" ] && pass "interp seed changes inputs" || fail "interp seed"
+run_interp --dump "$tmp/dump" >/dev/null && [ "$(stat -c %s "$tmp/dump/C.bin")" = 2640 ] && pass "interp --dump" || fail "interp --dump"
+expect_error "interp --dump refuses to overwrite" "exists; pass --force" -- run_interp --dump "$tmp/dump"
+run_interp --dump "$tmp/dump" --force >/dev/null && pass "interp --dump --force" || fail "interp --dump --force"
+expect_error "interp missing param" 'needs --param K=VALUE' -- "$vmc" interp examples/tiled_matmul.vm --param M=3 --param N=4 --random-inputs 1
+expect_error "interp unknown param" "has no parameter 'Q'" -- "$vmc" interp examples/tiled_matmul.vm --param Q=3 --random-inputs 1
+expect_error "interp bad param value" "'x3' is not an integer" -- "$vmc" interp examples/tiled_matmul.vm --param M=x3 --random-inputs 1
+expect_error "interp missing seed" 'random-inputs is required' -- "$vmc" interp examples/tiled_matmul.vm --param M=3
+expect_error "unknown command" 'vmc|Usage|subcommand|not expected' -- "$vmc" frobnicate
+
+expect_ok "demo passes" '^demo: PASS$' -- "$vmc" demo
+
+if [ "$failures" != 0 ]; then echo "$failures vmc check(s) failed"; exit 1; fi
+echo "all vmc checks passed"

@@ -127,6 +127,8 @@ TEST_CASE("each verifier rule has its own message") {
       {x + "  %r = reshape %x {shape=[5, 7]}\n", "cannot reshape layout spatial(32) of 32 elements to 35 elements"},
       {x + "  %b = cast %x {dtype=bool}\n  %s = add %b, %b\n", "add is not defined on bool"},
       {"  %x = alloc_register : int8[32] @ spatial(32) {init=0.5}\n", "init 0.5 is not an integer, but the tile is int8"},
+      {"  %x = alloc_register : f32[32,1024] @ spatial(32,1) * local(1,1024)\n",
+       "the tile holds 32768 bits per thread (1024 x f32), over the 8160 bits"},
   };
   int index = 0;
   for (const auto& [body, message] : cases) {
@@ -138,6 +140,26 @@ TEST_CASE("each verifier rule has its own message") {
     CHECK(errors.find(message) != std::string::npos);
   }
   CHECK(index >= 40);
+}
+
+TEST_CASE("dot checks that the warp arrangements of a, b and c agree") {
+  const std::string head = std::string(kHalf) + fmt::format("  %acc = alloc_register : f32[32,16] @ spatial(2,2) * {}\n", kMmaC);
+  const std::string good = head + fmt::format("  %a = load_global %gh[0, 0] : f16[32,16] @ spatial(2,1) * replicated(2) * {}\n", kMmaA) +
+                           fmt::format("  %b = load_global %gh[0, 0] : f16[16,16] @ replicated(2) * spatial(1,2) * {}\n", kMmaB) +
+                           "  dot %acc, %a, %b\n";
+  CHECK(errors_of(program(good, 4)) == "");
+  // a's warps along rows but not replicated: warps 1 and 3 (second warp column) lack their A rows.
+  const std::string bad_a = head + fmt::format("  %a = load_global %gh[0, 0] : f16[32,32] @ spatial(2,2) * {}\n", kMmaA) +
+                            fmt::format("  %b = load_global %gh[0, 0] : f16[32,16] @ replicated(2) * spatial(1,2) * local(2,1) * {}\n", kMmaB) +
+                            "  dot %acc, %a, %b\n";
+  const std::string errors = errors_of(program(bad_a, 4));
+  CAPTURE(errors);
+  CHECK(errors.find("does not hold A fragment") != std::string::npos);
+  // b replicated the wrong way.
+  const std::string bad_b = head + fmt::format("  %a = load_global %gh[0, 0] : f16[32,16] @ spatial(2,1) * replicated(2) * {}\n", kMmaA) +
+                            fmt::format("  %b = load_global %gh[0, 0] : f16[16,16] @ spatial(1,2) * replicated(2) * {}\n", kMmaB) +
+                            "  dot %acc, %a, %b\n";
+  CHECK(errors_of(program(bad_b, 4)).find("does not hold B fragment (0, 1)") != std::string::npos);
 }
 
 TEST_CASE("the grid may only use integer parameters") {
