@@ -1,11 +1,11 @@
 // Canonical printing and parsing of register layout expressions.
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <optional>
 
 #include "isa/error.h"
 #include "layout/register_layout.h"
+#include "layout/text_cursor.h"
 
 namespace anybit::layout {
 
@@ -104,71 +104,27 @@ std::string general_form(const RegisterLayout& l) {
                      fmt::join(local, " "));
 }
 
+constexpr std::int64_t kMaxSize = std::int64_t{1} << 40;
+
 class LayoutParser {
  public:
-  explicit LayoutParser(std::string_view text) : text_(text) {}
+  explicit LayoutParser(std::string_view text) : in_(text, "layout") {}
 
   RegisterLayout parse() {
     RegisterLayout l = expression();
-    skip_space();
-    if (pos_ != text_.size()) fail("'*', '/' or the end of the layout");
+    if (!in_.at_end()) in_.fail("'*', '/' or the end of the layout");
     return l;
   }
 
  private:
-  [[noreturn]] void fail(const std::string& expected) const {
-    std::string found = pos_ < text_.size() ? fmt::format("'{}'", text_.substr(pos_, 12)) : "the end";
-    throw Error(fmt::format("layout '{}': at column {}: expected {}, found {}", text_, pos_ + 1, expected, found));
-  }
-  void skip_space() {
-    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
-  }
-  bool accept(char c) {
-    skip_space();
-    if (pos_ < text_.size() && text_[pos_] == c) return ++pos_, true;
-    return false;
-  }
-  void expect(char c) {
-    if (!accept(c)) fail(fmt::format("'{}'", c));
-  }
-  std::string identifier() {
-    skip_space();
-    const std::size_t start = pos_;
-    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
-      ++pos_;
-    return std::string(text_.substr(start, pos_ - start));
-  }
-  std::int64_t integer() {
-    skip_space();
-    std::int64_t value = 0;
-    auto [ptr, ec] = std::from_chars(text_.data() + pos_, text_.data() + text_.size(), value);
-    if (ec != std::errc() || value < 1 || value > (std::int64_t{1} << 40)) fail("a size between 1 and 2^40");
-    pos_ = ptr - text_.data();
-    return value;
-  }
-  int mode_index() {
-    int value = -1;
-    auto [ptr, ec] = std::from_chars(text_.data() + pos_, text_.data() + text_.size(), value);
-    if (ec != std::errc() || value < 0) fail("a mode number after 'm'");
-    pos_ = ptr - text_.data();
-    return value;
-  }
-  std::vector<std::int64_t> integer_list() {
-    std::vector<std::int64_t> out;
-    expect('(');
-    if (accept(')')) return out;
-    do out.push_back(integer());
-    while (accept(','));
-    expect(')');
-    return out;
-  }
+  std::vector<std::int64_t> sizes() { return in_.integer_list(1, kMaxSize, "a size between 1 and 2^40"); }
 
   RegisterLayout expression() {
     RegisterLayout l = term();
     for (;;) {
-      if (accept('*'))
+      if (in_.accept('*'))
         l = compose(l, term());
-      else if (accept('/'))
+      else if (in_.accept('/'))
         l = divide(l, term());
       else
         return l;
@@ -176,79 +132,77 @@ class LayoutParser {
   }
 
   RegisterLayout term() {
-    if (accept('(')) {
+    if (in_.accept('(')) {
       RegisterLayout l = expression();
-      expect(')');
+      in_.expect(')');
       return l;
     }
-    const std::size_t start = pos_;
-    const std::string name = identifier();
+    const std::size_t start = in_.position();
+    const std::string name = in_.identifier();
     if (name == "layout") return general();
-    if (name == "local") return local(integer_list());
-    if (name == "spatial") return spatial(integer_list());
-    if (name == "column_local") return column_local(integer_list());
-    if (name == "column_spatial") return column_spatial(integer_list());
+    if (name == "local") return local(sizes());
+    if (name == "spatial") return spatial(sizes());
+    if (name == "column_local") return column_local(sizes());
+    if (name == "column_spatial") return column_spatial(sizes());
     if (name == "replicated") {
-      auto sizes = integer_list();
-      if (sizes.size() != 1) fail("one replication factor");
-      return replicated(sizes[0]);
+      auto factor = sizes();
+      if (factor.size() != 1) in_.fail("one replication factor");
+      return replicated(factor[0]);
     }
-    pos_ = start;
-    fail("local, spatial, column_local, column_spatial, replicated, layout or '('");
+    in_.rewind(start);
+    in_.fail("local, spatial, column_local, column_spatial, replicated, layout or '('");
   }
 
   void keyword(const char* word) {
-    const std::size_t start = pos_;
-    if (identifier() != word) {
-      pos_ = start;
-      fail(fmt::format("'{}'", word));
+    const std::size_t start = in_.position();
+    if (in_.identifier() != word) {
+      in_.rewind(start);
+      in_.fail(fmt::format("'{}'", word));
     }
-    expect(':');
+    in_.expect(':');
   }
 
   // layout(dims: (a,b) (c); spatial: m0 r2 m2; local: m1)
   RegisterLayout general() {
-    expect('(');
+    in_.expect('(');
     keyword("dims");
     std::vector<Mode> modes;
     std::vector<std::vector<int>> dims;
-    for (skip_space(); pos_ < text_.size() && text_[pos_] == '('; skip_space()) {
+    while (in_.peek() == '(') {
       std::vector<int> d;
-      for (auto size : integer_list()) {
+      for (auto size : sizes()) {
         d.push_back(static_cast<int>(modes.size()));
         modes.push_back({size, static_cast<int>(dims.size())});
       }
       dims.push_back(d);
     }
-    expect(';');
+    in_.expect(';');
     auto entries = [&](bool allow_replication) {
       std::vector<int> out;
-      for (skip_space(); pos_ < text_.size() && std::isalpha(static_cast<unsigned char>(text_[pos_]));
-           skip_space()) {
-        const char kind = text_[pos_++];
+      while (std::isalpha(static_cast<unsigned char>(in_.peek()))) {
+        const char kind = in_.take();
         if (kind == 'r' && allow_replication) {
-          modes.push_back({integer(), -1});
+          modes.push_back({in_.integer(1, kMaxSize, "a replication factor after 'r'"), -1});
           out.push_back(static_cast<int>(modes.size()) - 1);
         } else if (kind == 'm') {
-          out.push_back(mode_index());
+          out.push_back(static_cast<int>(in_.integer(0, 1 << 20, "a mode number after 'm'")));
         } else {
-          --pos_;
-          fail(allow_replication ? "a mode m<k> or a replication r<size>" : "a mode m<k>");
+          in_.rewind(in_.position() - 1);
+          in_.fail(allow_replication ? "a mode m<k> or a replication r<size>" : "a mode m<k>");
         }
       }
       return out;
     };
     keyword("spatial");
     auto spatial_list = entries(true);
-    expect(';');
+    in_.expect(';');
     keyword("local");
     auto local_list = entries(false);
-    expect(')');
+    in_.expect(')');
     return RegisterLayout(static_cast<int>(dims.size()), modes, dims, spatial_list, local_list);
   }
 
-  std::string_view text_;
-  std::size_t pos_ = 0;
+  TextCursor in_;
 };
 
 }  // namespace

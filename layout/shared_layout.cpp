@@ -1,9 +1,8 @@
 #include "layout/shared_layout.h"
 
-#include <cctype>
-#include <charconv>
 
 #include "isa/error.h"
+#include "layout/text_cursor.h"
 
 namespace anybit::layout {
 
@@ -22,82 +21,52 @@ Shape packed_strides(const Shape& shape, bool row_major) {
 
 class SharedParser {
  public:
-  explicit SharedParser(std::string_view text) : text_(text) {}
+  explicit SharedParser(std::string_view text) : in_(text, "shared layout") {}
   SharedLayout parse() {
     SharedLayout l = layout();
-    skip();
-    if (pos_ != text_.size()) fail("the end of the shared layout");
+    if (!in_.at_end()) in_.fail("the end of the shared layout");
     return l;
   }
 
  private:
-  [[noreturn]] void fail(const std::string& expected) const {
-    std::string found = pos_ < text_.size() ? fmt::format("'{}'", text_.substr(pos_, 12)) : "the end";
-    throw Error(
-        fmt::format("shared layout '{}': at column {}: expected {}, found {}", text_, pos_ + 1, expected, found));
-  }
-  void skip() {
-    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
-  }
-  bool accept(char c) {
-    skip();
-    if (pos_ < text_.size() && text_[pos_] == c) return ++pos_, true;
-    return false;
-  }
-  void expect(char c) {
-    if (!accept(c)) fail(fmt::format("'{}'", c));
-  }
-  std::int64_t integer(std::int64_t min) {
-    skip();
-    std::int64_t v = 0;
-    auto [ptr, ec] = std::from_chars(text_.data() + pos_, text_.data() + text_.size(), v);
-    if (ec != std::errc() || v < min || v > (std::int64_t{1} << 40)) fail(fmt::format("an integer >= {}", min));
-    pos_ = ptr - text_.data();
+  static constexpr std::int64_t kMax = std::int64_t{1} << 40;
+  Shape list(std::int64_t min) { return in_.integer_list(min, kMax, fmt::format("an integer >= {}", min)); }
+  int parameter() {
+    const auto v = static_cast<int>(in_.integer(0, 64, "a swizzle parameter in 0..64"));
     return v;
   }
-  Shape list(std::int64_t min) {
-    Shape out;
-    expect('(');
-    if (accept(')')) return out;
-    do out.push_back(integer(min));
-    while (accept(','));
-    expect(')');
-    return out;
-  }
+
   SharedLayout layout() {
-    skip();
-    const std::size_t start = pos_;
-    while (pos_ < text_.size() && (std::isalpha(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
-      ++pos_;
-    const std::string_view name = text_.substr(start, pos_ - start);
+    const std::size_t start = in_.position();
+    const std::string name = in_.identifier();
     if (name == "row_major") return SharedLayout::row_major(list(1));
     if (name == "column_major") return SharedLayout::column_major(list(1));
     if (name == "strided") {
-      expect('(');
+      in_.expect('(');
       Shape shape = list(1);
-      expect(',');
+      in_.expect(',');
       Shape strides = list(0);
-      expect(')');
+      in_.expect(')');
       return SharedLayout(shape, strides);
     }
     if (name == "swizzle") {
-      expect('(');
+      in_.expect('(');
       Swizzle s;
-      s.bits = static_cast<int>(integer(0));
-      expect(',');
-      s.base = static_cast<int>(integer(0));
-      expect(',');
-      s.shift = static_cast<int>(integer(0));
-      expect(',');
+      s.bits = parameter();
+      in_.expect(',');
+      s.base = parameter();
+      in_.expect(',');
+      s.shift = parameter();
+      in_.expect(',');
       SharedLayout inner = layout();
-      expect(')');
+      in_.expect(')');
       return SharedLayout(inner.shape(), inner.strides(), s);
     }
-    pos_ = start;
-    fail("row_major, column_major, strided or swizzle");
+    in_.rewind(start);
+    in_.fail("row_major, column_major, strided or swizzle");
   }
-  std::string_view text_;
-  std::size_t pos_ = 0;
+
+  TextCursor in_;
 };
 
 }  // namespace

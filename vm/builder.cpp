@@ -51,21 +51,16 @@ Pointer Builder::pointer(std::string name, DataType dtype, Loc loc) {
   return {name};
 }
 
-Expr Builder::i32(std::string name, Loc loc) {
+Expr Builder::scalar_param(std::string name, ParamKind kind, const Loc& loc) {
   if (!valid_identifier(name) || program_.find_param(name))
     fail(loc, "parameter", fmt::format("'{}' is not a valid new parameter name", name));
-  program_.params.push_back({name, ParamKind::I32, {}});
+  program_.params.push_back({name, kind, {}});
   scalars_.insert(name);
   return Expr::var(name);
 }
 
-Expr Builder::i64(std::string name, Loc loc) {
-  if (!valid_identifier(name) || program_.find_param(name))
-    fail(loc, "parameter", fmt::format("'{}' is not a valid new parameter name", name));
-  program_.params.push_back({name, ParamKind::I64, {}});
-  scalars_.insert(name);
-  return Expr::var(name);
-}
+Expr Builder::i32(std::string name, Loc loc) { return scalar_param(std::move(name), ParamKind::I32, loc); }
+Expr Builder::i64(std::string name, Loc loc) { return scalar_param(std::move(name), ParamKind::I64, loc); }
 
 void Builder::grid(std::vector<Expr> dims, Loc loc) {
   if (dims.empty() || dims.size() > 3) fail(loc, "grid", fmt::format("the grid needs 1 to 3 dimensions, got {}", dims.size()));

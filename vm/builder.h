@@ -96,6 +96,7 @@ class Builder {
   Value emit(isa::Opcode op, std::vector<isa::Operand> operands, std::optional<TensorType> type,
              isa::Attributes attrs, const Loc& loc);
   std::string fresh_name();
+  Expr scalar_param(std::string name, ParamKind kind, const Loc& loc);
   Instruction* definition(const std::string& value);
   Body& current() { return *bodies_.back(); }
 
