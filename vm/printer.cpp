@@ -95,6 +95,8 @@ std::string param_text(const Param& p) {
 
 }  // namespace
 
+std::string print(const Instruction& inst) { return instruction_text(inst); }
+
 std::string print(const Program& p) {
   std::vector<std::string> params, grid;
   for (const Param& q : p.params) params.push_back(param_text(q));

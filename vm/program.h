@@ -79,6 +79,7 @@ struct Program {
 };
 
 std::string print(const Program& p);                 // printer.cpp: canonical .vm text
+std::string print(const Instruction& inst);          // one instruction's line, without indentation
 Program parse(std::string_view text, std::string_view file = "<input>");  // parser.cpp
 
 }  // namespace anybit::vm

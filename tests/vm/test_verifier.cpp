@@ -15,7 +15,9 @@ std::string program(const std::string& body, int warps = 1) {
 }
 
 std::string errors_of(const std::string& text, vm::VerifyOptions options = {}) {
-  const auto errors = vm::verify_errors(vm::parse(text, "t.vm"), options);
+  const vm::Program p = vm::parse(text, "t.vm");
+  CHECK(vm::parse(vm::print(p)) == p);  // every test program round-trips, valid or not
+  const auto errors = vm::verify_errors(p, options);
   return fmt::format("{}", fmt::join(errors, "\n"));
 }
 

@@ -1,0 +1,41 @@
+// CUDA C++ emission: a verified program with concrete layouts becomes one readable __global__ function
+// that calls the runtime header's vocabulary (backend_cuda/runtime/anybit_runtime.cuh), with a
+// provenance comment (// vm: ...) before the code of every instruction.
+//
+// The kernel runs warps * 32 threads per block over the program's grid; its dynamic shared memory is the
+// verifier's plan (bytes given in EmittedKernel). Pointer arguments must be 16-byte aligned.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "passes/vectorize.h"
+#include "vm/program.h"
+
+namespace anybit::backend_cuda {
+
+struct EmitOptions {
+  // Powers of two that divide integer parameters (e.g. {"K", 64}); more vectorization when known.
+  std::map<std::string, std::int64_t> divisibility;
+};
+
+struct EmittedKernel {
+  std::string name;          // the __global__ function's name (the program's name)
+  std::string source;        // complete CUDA C++ translation unit
+  int threads = 0;           // per block
+  std::int64_t shared_bytes = 0;
+  // Instructions lowered through a scalar path where a vector one is planned, one line each
+  // ("cast int3 -> f16: per element"), for reports.
+  std::vector<std::string> fallbacks;
+};
+
+// anybit::Error when the program uses something this backend cannot lower yet, naming the instruction.
+EmittedKernel emit_cuda(const vm::Program& program, const EmitOptions& options = {});
+
+// The runtime header's text and its include name.
+const std::string& runtime_header();
+inline constexpr const char* kRuntimeHeaderName = "anybit_runtime.cuh";
+
+}  // namespace anybit::backend_cuda

@@ -1,0 +1,231 @@
+// Compute instructions: casts, elementwise arithmetic, warp reductions and tensor-core dot.
+#include <algorithm>
+
+#include "backend_cuda/emitter.h"
+#include "layout/mma_layouts.h"
+
+namespace anybit::backend_cuda::detail {
+
+namespace {
+
+int special_of(DataType t) {
+  if (t.bits() == 8 && t.exponent_bits() == 5) return 1;  // IEEE-like f8e5m2
+  if (t.bits() == 8 && t.exponent_bits() == 4) return 2;  // f8e4m3 "fn"
+  return 0;
+}
+
+}  // namespace
+
+std::string Emitter::decode_f32(DataType t, const std::string& code) {
+  switch (t.kind()) {
+    case isa::TypeKind::Bool:
+    case isa::TypeKind::UnsignedInt: return fmt::format("(float)({})", code);
+    case isa::TypeKind::SignedInt: return fmt::format("(float)ab::sext<{}>({})", t.bits(), code);
+    case isa::TypeKind::Float:
+      if (t == DataType::f32()) return fmt::format("ab::as_float({})", code);
+      if (t == DataType::f16()) return fmt::format("ab::f16_to_f32({})", code);
+      if (t == DataType::bf16()) return fmt::format("ab::bf16_to_f32({})", code);
+      return fmt::format("ab::small_float_to_f32<{}, {}, {}>({})", t.exponent_bits(), t.mantissa_bits(), special_of(t),
+                         code);
+  }
+  return "";
+}
+
+std::string Emitter::encode_f32(DataType t, const std::string& v) {
+  switch (t.kind()) {
+    case isa::TypeKind::Bool: return fmt::format("(({}) != 0.0f ? 1u : 0u)", v);
+    case isa::TypeKind::SignedInt: return fmt::format("ab::f32_to_int<{}, true>({})", t.bits(), v);
+    case isa::TypeKind::UnsignedInt: return fmt::format("ab::f32_to_int<{}, false>({})", t.bits(), v);
+    case isa::TypeKind::Float:
+      if (t == DataType::f32()) return fmt::format("ab::as_u32({})", v);
+      if (t == DataType::f16()) return fmt::format("ab::f32_to_f16({})", v);
+      if (t == DataType::bf16()) return fmt::format("ab::f32_to_bf16({})", v);
+      return fmt::format("ab::f32_to_small_float<{}, {}, {}>({})", t.exponent_bits(), t.mantissa_bits(), special_of(t), v);
+  }
+  return "";
+}
+
+void Emitter::cast(const Instruction& inst) {
+  const TensorType& from = type(inst.operands[0].name);
+  const TensorType& to = type(inst.result);
+  const std::string src = value(inst.operands[0].name), dst = value(inst.result);
+  declare_tile(inst.result, to);
+  const int sb = from.dtype.bits(), db = to.dtype.bits();
+  const bool int_to_int = (from.dtype.is_integer() || from.dtype.is_bool()) && to.dtype.is_integer();
+  // Every pair goes through the per-slot path for now; the vectorized emitters are listed as missing.
+  if (!(from.dtype == to.dtype))
+    fallbacks_.push_back(fmt::format("{}: cast {} -> {}: per element", inst.location, from.dtype.name(), to.dtype.name()));
+  std::string code = fmt::format("ab::get<{}>({}, s)", sb, src);
+  std::string converted;
+  if (from.dtype == to.dtype) {
+    converted = code;
+  } else if (int_to_int) {
+    const std::string wide = from.dtype.is_signed() ? fmt::format("ab::sext<{}>({})", sb, code) : fmt::format("(ab::i64)({})", code);
+    converted = fmt::format("ab::saturate_int<{}, {}>({})", db, to.dtype.is_signed() ? "true" : "false", wide);
+  } else {
+    converted = encode_f32(to.dtype, decode_f32(from.dtype, code));
+  }
+  line("#pragma unroll");
+  line("for (int s = 0; s < {}; ++s) ab::set<{}>({}, s, {});", to.layout->local_size(), db, dst, converted);
+}
+
+void Emitter::elementwise(const Instruction& inst) {
+  using isa::Opcode;
+  const TensorType& t = type(inst.result);
+  const std::string dst = value(inst.result);
+  declare_tile(inst.result, t);
+  const int bits = t.dtype.bits();
+  std::vector<std::string> codes;
+  for (const auto& op : inst.operands)
+    codes.push_back(fmt::format("ab::get<{}>({}, s)", type(op.name).dtype.bits(), value(op.name)));
+  std::string result;
+  const DataType dt = t.dtype;
+  if (inst.opcode == Opcode::Where) {
+    result = fmt::format("{} ? {} : {}", codes[0], codes[1], codes[2]);
+  } else if (dt.is_integer()) {
+    std::vector<std::string> v;
+    for (const auto& c : codes)
+      v.push_back(dt.is_signed() ? fmt::format("ab::sext<{}>({})", bits, c) : fmt::format("(ab::i64)({})", c));
+    std::string r;
+    switch (inst.opcode) {
+      case Opcode::Neg: r = fmt::format("-{}", v[0]); break;
+      case Opcode::Abs: r = fmt::format("({0} < 0 ? -{0} : {0})", v[0]); break;
+      case Opcode::Add: r = fmt::format("{} + {}", v[0], v[1]); break;
+      case Opcode::Sub: r = fmt::format("{} - {}", v[0], v[1]); break;
+      case Opcode::Mul: r = fmt::format("(ab::i64)((ab::u64){} * (ab::u64){})", v[0], v[1]); break;
+      case Opcode::Div: r = fmt::format("({1} == 0 ? 0 : {0} / {1})", v[0], v[1]); break;
+      case Opcode::Min: r = fmt::format("ab::min({}, {})", v[0], v[1]); break;
+      case Opcode::Max: r = fmt::format("ab::max({}, {})", v[0], v[1]); break;
+      case Opcode::Fma: r = fmt::format("(ab::i64)((ab::u64){} * (ab::u64){}) + {}", v[0], v[1], v[2]); break;
+      default: break;
+    }
+    result = fmt::format("ab::wrap<{}>({})", bits, r);
+  } else if (inst.opcode == Opcode::Neg || inst.opcode == Opcode::Abs) {
+    // Sign-bit operations are exact on every float format.
+    result = inst.opcode == Opcode::Neg ? fmt::format("{} ^ 0x{:x}u", codes[0], 1u << (bits - 1))
+                                        : fmt::format("{} & 0x{:x}u", codes[0], (1u << (bits - 1)) - 1u);
+  } else if (inst.opcode == Opcode::Fma && (dt == DataType::f16() || dt == DataType::bf16())) {
+    result = fmt::format("ab::fma_{}({}, {}, {})", dt.name(), codes[0], codes[1], codes[2]);
+  } else {
+    std::vector<std::string> f;
+    for (const auto& c : codes) f.push_back(decode_f32(dt, c));
+    std::string r;
+    switch (inst.opcode) {
+      case Opcode::Add: r = fmt::format("ab::fadd({}, {})", f[0], f[1]); break;
+      case Opcode::Sub: r = fmt::format("ab::fsub({}, {})", f[0], f[1]); break;
+      case Opcode::Mul: r = fmt::format("ab::fmul({}, {})", f[0], f[1]); break;
+      case Opcode::Div: r = fmt::format("ab::fdiv({}, {})", f[0], f[1]); break;
+      case Opcode::Min: r = fmt::format("ab::fmin_({}, {})", f[0], f[1]); break;
+      case Opcode::Max: r = fmt::format("ab::fmax_({}, {})", f[0], f[1]); break;
+      case Opcode::Fma: r = fmt::format("ab::ffma({}, {}, {})", f[0], f[1], f[2]); break;
+      default: break;
+    }
+    result = encode_f32(dt, r);
+  }
+  line("#pragma unroll");
+  line("for (int s = 0; s < {}; ++s) ab::set<{}>({}, s, {});", t.layout->local_size(), bits, dst, result);
+}
+
+void Emitter::reduce(const Instruction& inst) {
+  const TensorType& in = type(inst.operands[0].name);
+  const TensorType& out = type(inst.result);
+  const std::string src = value(inst.operands[0].name), dst = value(inst.result);
+  const RegisterLayout& l = *in.layout;
+  const auto& dims = *inst.attrs.dims;
+  const std::string& op = *inst.attrs.op;
+  const DataType dt = in.dtype;
+  const bool integer = dt.is_integer() || dt.is_bool();
+  // Cross-thread part: spatial modes of the reduced dimensions, combined by butterfly shuffles.
+  std::vector<std::int64_t> masks;
+  {
+    std::int64_t stride = 1;
+    for (auto it = l.spatial().rbegin(); it != l.spatial().rend(); ++it) {
+      const auto& m = l.modes()[*it];
+      if (m.dim >= 0 && std::find(dims.begin(), dims.end(), m.dim) != dims.end()) {
+        if ((m.size & (m.size - 1)) != 0 || stride * m.size > 32)
+          unsupported(inst, fmt::format("reducing over threads {} apart across a mode of size {} (only power-of-two "
+                                        "modes within a warp are lowered)",
+                                        stride, m.size));
+        for (std::int64_t b = stride; b < stride * m.size; b *= 2) masks.push_back(b);
+      }
+      stride *= m.size;
+    }
+  }
+  declare_tile(inst.result, out);
+  const std::string acc_type = integer ? "ab::i64" : "float";
+  auto combine = [&](const std::string& a, const std::string& b) {
+    if (op == "add") return integer ? fmt::format("{} + {}", a, b) : fmt::format("ab::fadd({}, {})", a, b);
+    if (op == "max") return integer ? fmt::format("ab::max({}, {})", a, b) : fmt::format("ab::fmax_({}, {})", a, b);
+    return integer ? fmt::format("ab::min({}, {})", a, b) : fmt::format("ab::fmin_({}, {})", a, b);
+  };
+  auto element = [&](std::int64_t s) {
+    const std::string code = fmt::format("ab::get<{}>({}, {})", dt.bits(), src, s);
+    if (!integer) return decode_f32(dt, code);
+    return dt.is_signed() ? fmt::format("ab::sext<{}>({})", dt.bits(), code) : fmt::format("(ab::i64)({})", code);
+  };
+  // Local part: fold the thread's own slots that land on the same output slot.
+  std::vector<std::vector<std::int64_t>> groups(static_cast<std::size_t>(out.layout->local_size()));
+  for (std::int64_t s = 0; s < l.local_size(); ++s) {
+    Shape index = l.logical_index(0, s);
+    for (int d : dims) index[d] = 0;
+    groups[static_cast<std::size_t>(out.layout->map(index).local)].push_back(s);
+  }
+  for (std::size_t o = 0; o < groups.size(); ++o) {
+    std::string acc = element(groups[o][0]);
+    for (std::size_t k = 1; k < groups[o].size(); ++k) acc = combine(acc, element(groups[o][k]));
+    line("{{");
+    ++indent_;
+    line("{} acc = {};", acc_type, acc);
+    for (auto mask : masks) {
+      if (integer)
+        line("acc = {};", combine("acc", fmt::format("(ab::i64)(ab::i32)ab::shfl_xor((ab::u32)acc, {})", mask)));
+      else
+        line("acc = {};", combine("acc", fmt::format("ab::as_float(ab::shfl_xor(ab::as_u32(acc), {}))", mask)));
+    }
+    const std::string code = integer ? fmt::format("ab::wrap<{}>(acc)", dt.bits()) : encode_f32(dt, "acc");
+    line("ab::set<{}>({}, {}, {});", dt.bits(), dst, o, code);
+    --indent_;
+    line("}}");
+  }
+}
+
+void Emitter::dot(const Instruction& inst) {
+  const TensorType& c = type(inst.operands[0].name);
+  const TensorType& a = type(inst.operands[1].name);
+  const TensorType& b = type(inst.operands[2].name);
+  const bool int8 = a.dtype.bits() == 8;
+  const RegisterLayout atom_a = int8 ? layout::mma_m16n8k32_a() : layout::mma_m16n8k16_a();
+  const RegisterLayout atom_b = int8 ? layout::mma_m16n8k32_b() : layout::mma_m16n8k16_b();
+  const RegisterLayout atom_c = layout::mma_m16n8k16_c();
+  const auto qa = layout::divide(*a.layout, atom_a), qb = layout::divide(*b.layout, atom_b),
+             qc = layout::divide(*c.layout, atom_c);
+  const std::int64_t k_tiles = qa.shape()[1];
+  // Fragment indices each warp uses: (c local, k) -> (a local, b local), the same for every warp.
+  std::vector<std::array<std::int64_t, 3>> plan;
+  for (std::int64_t w = 0; w < qc.num_threads(); ++w) {
+    std::size_t n = 0;
+    for (std::int64_t lc = 0; lc < qc.local_size(); ++lc) {
+      const Shape ij = qc.logical_index(w, lc);
+      for (std::int64_t k = 0; k < k_tiles; ++k, ++n) {
+        const std::array<std::int64_t, 3> entry = {lc, qa.map(Shape{ij[0], k}).local, qb.map(Shape{k, ij[1]}).local};
+        if (w == 0)
+          plan.push_back(entry);
+        else if (plan[n] != entry)
+          unsupported(inst, "the fragments a warp uses depend on the warp (arrange warps through spatial modes "
+                            "only, fragments through local modes)");
+      }
+    }
+  }
+  std::string fn;
+  if (int8) fn = a.dtype.is_signed() ? "mma_m16n8k32_s32_s8" : "mma_m16n8k32_s32_u8";
+  else if (a.dtype == DataType::bf16()) fn = "mma_m16n8k16_f32_bf16";
+  else fn = c.dtype == DataType::f16() ? "mma_m16n8k16_f16_f16" : "mma_m16n8k16_f32_f16";
+  const int cw = static_cast<int>(atom_c.local_size() * c.dtype.bits() / 32);
+  const int aw = static_cast<int>(atom_a.local_size() * a.dtype.bits() / 32);
+  const int bw = static_cast<int>(atom_b.local_size() * b.dtype.bits() / 32);
+  const std::string cv = value(inst.operands[0].name), av = value(inst.operands[1].name), bv = value(inst.operands[2].name);
+  for (const auto& [lc, la, lb] : plan)
+    line("ab::{}(&{}[{}], &{}[{}], &{}[{}], &{}[{}]);", fn, cv, lc * cw, av, la * aw, bv, lb * bw, cv, lc * cw);
+}
+
+}  // namespace anybit::backend_cuda::detail

@@ -1,0 +1,256 @@
+// Memory instructions: global and shared loads/stores (vectorized where passes::vector_width proves it
+// safe) and cp.async tile copies.
+#include <algorithm>
+
+#include "backend_cuda/emitter.h"
+
+namespace anybit::backend_cuda::detail {
+
+namespace {
+
+std::vector<Expr> constants(const Shape& s) { return std::vector<Expr>(s.begin(), s.end()); }
+
+// Per-slot-group index expressions: "(i0 + 3)".
+std::vector<std::string> indices(const Shape& slot) {
+  std::vector<std::string> out;
+  for (std::size_t d = 0; d < slot.size(); ++d)
+    out.push_back(slot[d] == 0 ? fmt::format("i{}", d) : fmt::format("(i{} + {})", d, slot[d]));
+  return out;
+}
+
+}  // namespace
+
+// Opens a block with i<d> = offset<d> + thread base<d>: the index of the thread's slot 0 in the memory.
+static void open_indices(Emitter& e, const RegisterLayout& l, const std::vector<Expr>& offset) {
+  e.line("{{");
+  ++e.indent_;
+  const auto base = e.thread_base(l);
+  for (std::size_t d = 0; d < offset.size(); ++d) e.line("const ab::i64 i{} = {} + {};", d, e.expr(offset[d]), base[d]);
+}
+
+static void close_block(Emitter& e) {
+  --e.indent_;
+  e.line("}}");
+}
+
+static std::string global_element(const std::string& view, const std::vector<std::string>& idx) {
+  std::vector<std::string> terms;
+  for (std::size_t d = 0; d < idx.size(); ++d) terms.push_back(fmt::format("{} * {}_stride{}", idx[d], view, d));
+  return fmt::format("{}", fmt::join(terms, " + "));
+}
+
+static std::string in_bounds(const std::string& view, const std::vector<std::string>& idx) {
+  std::vector<std::string> terms;
+  for (std::size_t d = 0; d < idx.size(); ++d)
+    terms.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", idx[d], idx[d], view, d));
+  return fmt::format("{}", fmt::join(terms, " && "));
+}
+
+void Emitter::load_global(const Instruction& inst) {
+  const TensorType& t = *inst.type;
+  const TensorType& g = type(inst.operands[0].name);
+  const std::string view = value(inst.operands[0].name), dst = value(inst.result);
+  const int bits = t.dtype.bits();
+  declare_tile(inst.result, t);
+  passes::AccessShape access{bits, inst.operands[0].index, g.global_strides,
+                             inst.attrs.masked ? g.global_shape : std::vector<Expr>{}};
+  const int w = passes::vector_width(*t.layout, access, div_);
+  open_indices(*this, *t.layout, inst.operands[0].index);
+  for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
+    const auto idx = indices(passes::slot_offset(*t.layout, s));
+    const std::string elem = global_element(view, idx);
+    const std::string cond = inst.attrs.masked ? in_bounds(view, idx) : "";
+    const int group_bits = w * bits;
+    if (group_bits % 32 == 0) {
+      const std::string load = fmt::format("ab::ld_global<{}>(&{}[{}], {} + ({}) * {} / 8);", group_bits / 8, dst,
+                                           s * bits / 32, view, elem, bits);
+      if (cond.empty()) {
+        line("{}", load);
+      } else {
+        line("if ({}) {} else {{ for (int w = 0; w < {}; ++w) {}[{} + w] = 0u; }}", cond, load, group_bits / 32, dst,
+             s * bits / 32);
+      }
+    } else if (group_bits % 8 == 0) {
+      line("{{ ab::u32 v = 0u; {}ab::ld_global<{}>(&v, {} + ({}) * {} / 8); ab::set<{}>({}, {}, v); }}",
+           cond.empty() ? "" : "if (" + cond + ") ", group_bits / 8, view, elem, bits, group_bits, dst, s / w);
+    } else {
+      line("ab::set<{}>({}, {}, {}ab::load_bits({}, ({}) * {}, {}){});", bits, dst, s,
+           cond.empty() ? "" : "(" + cond + ") ? ", view, elem, bits, bits, cond.empty() ? "" : " : 0u");
+    }
+  }
+  close_block(*this);
+}
+
+void Emitter::store_global(const Instruction& inst) {
+  const TensorType& t = type(inst.operands[0].name);
+  const TensorType& g = type(inst.operands[1].name);
+  const std::string src = value(inst.operands[0].name), view = value(inst.operands[1].name);
+  const int bits = t.dtype.bits();
+  passes::AccessShape access{bits, inst.operands[1].index, g.global_strides,
+                             inst.attrs.masked ? g.global_shape : std::vector<Expr>{}};
+  const int w = passes::vector_width(*t.layout, access, div_);
+  const std::string replica = first_replica(*t.layout);
+  if (!replica.empty()) line("if ({})  // one replica stores", replica);
+  open_indices(*this, *t.layout, inst.operands[1].index);
+  for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
+    const auto idx = indices(passes::slot_offset(*t.layout, s));
+    const std::string elem = global_element(view, idx);
+    const std::string guard = inst.attrs.masked ? "if (" + in_bounds(view, idx) + ") " : "";
+    const int group_bits = w * bits;
+    if (group_bits % 32 == 0) {
+      line("{}ab::st_global<{}>({} + ({}) * {} / 8, &{}[{}]);", guard, group_bits / 8, view, elem, bits, src,
+           s * bits / 32);
+    } else if (group_bits % 8 == 0) {
+      line("{}{{ const ab::u32 v = ab::get<{}>({}, {}); ab::st_global<{}>({} + ({}) * {} / 8, &v); }}", guard,
+           group_bits, src, s / w, group_bits / 8, view, elem, bits);
+    } else {
+      line("{}ab::store_bits({}, ({}) * {}, {}, ab::get<{}>({}, {}));", guard, view, elem, bits, bits, bits, src, s);
+    }
+  }
+  close_block(*this);
+}
+
+static std::string shared_offset(const TensorType& s, const std::vector<std::string>& idx) {
+  std::vector<std::string> terms;
+  for (std::size_t d = 0; d < idx.size(); ++d) terms.push_back(fmt::format("{} * {}", idx[d], s.shared->strides()[d]));
+  const auto& z = s.shared->swizzle();
+  const std::string linear = fmt::format("{}", fmt::join(terms, " + "));
+  if (z.identity()) return linear;
+  return fmt::format("ab::swizzle<{}, {}, {}>({})", z.bits, z.base, z.shift, linear);
+}
+
+static passes::AccessShape shared_access(const TensorType& s, int bits, const std::vector<Expr>& offset) {
+  passes::AccessShape a{bits, offset, constants(s.shared->strides()), {}};
+  if (!s.shared->swizzle().identity()) a.contiguous_limit = std::int64_t{1} << s.shared->swizzle().base;
+  return a;
+}
+
+void Emitter::load_shared(const Instruction& inst) {
+  const TensorType& t = *inst.type;
+  const TensorType& sh = type(inst.operands[0].name);
+  const std::string base = value(inst.operands[0].name), dst = value(inst.result);
+  const int bits = t.dtype.bits();
+  declare_tile(inst.result, t);
+  const int w = passes::vector_width(*t.layout, shared_access(sh, bits, inst.operands[0].index), div_);
+  open_indices(*this, *t.layout, inst.operands[0].index);
+  for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
+    const std::string off = shared_offset(sh, indices(passes::slot_offset(*t.layout, s)));
+    const int group_bits = w * bits;
+    if (group_bits % 32 == 0)
+      line("ab::ld_shared<{}>(&{}[{}], {} + ({}) * {} / 8);", group_bits / 8, dst, s * bits / 32, base, off, bits);
+    else if (group_bits % 8 == 0)
+      line("{{ ab::u32 v; ab::ld_shared<{}>(&v, {} + ({}) * {} / 8); ab::set<{}>({}, {}, v); }}", group_bits / 8, base,
+           off, bits, group_bits, dst, s / w);
+    else
+      line("ab::set<{}>({}, {}, ab::load_bits({}, ({}) * {}, {}));", bits, dst, s, base, off, bits, bits);
+  }
+  close_block(*this);
+}
+
+void Emitter::store_shared(const Instruction& inst) {
+  const TensorType& t = type(inst.operands[0].name);
+  const TensorType& sh = type(inst.operands[1].name);
+  const std::string src = value(inst.operands[0].name), base = value(inst.operands[1].name);
+  const int bits = t.dtype.bits();
+  const int w = passes::vector_width(*t.layout, shared_access(sh, bits, inst.operands[1].index), div_);
+  const std::string replica = first_replica(*t.layout);
+  if (!replica.empty()) line("if ({})  // one replica stores", replica);
+  open_indices(*this, *t.layout, inst.operands[1].index);
+  for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
+    const std::string off = shared_offset(sh, indices(passes::slot_offset(*t.layout, s)));
+    const int group_bits = w * bits;
+    if (group_bits % 32 == 0)
+      line("ab::st_shared<{}>({} + ({}) * {} / 8, &{}[{}]);", group_bits / 8, base, off, bits, src, s * bits / 32);
+    else if (group_bits % 8 == 0)
+      line("{{ const ab::u32 v = ab::get<{}>({}, {}); ab::st_shared<{}>({} + ({}) * {} / 8, &v); }}", group_bits, src,
+           s / w, group_bits / 8, base, off, bits);
+    else
+      line("ab::store_bits({}, ({}) * {}, {}, ab::get<{}>({}, {}));", base, off, bits, bits, bits, src, s);
+  }
+  close_block(*this);
+}
+
+void Emitter::copy_async(const Instruction& inst) {
+  const TensorType& sh = type(inst.operands[0].name);
+  const TensorType& g = type(inst.operands[1].name);
+  const std::string sbase = value(inst.operands[0].name), view = value(inst.operands[1].name);
+  const int bits = sh.dtype.bits();
+  Shape shape;
+  for (const Expr& e : *inst.attrs.shape) shape.push_back(e.constant());
+  const int rank = static_cast<int>(shape.size()), last = rank - 1;
+  const auto& soff = inst.operands[0].index;
+  const auto& goff = inst.operands[1].index;
+  std::int64_t total = 1;
+  for (auto s : shape) total *= s;
+  // The widest chunk (16, 8 or 4 bytes) that both sides keep contiguous and aligned.
+  int chunk_bytes = 0;
+  std::int64_t chunk = 1;
+  for (int bytes : {16, 8, 4}) {
+    if ((bytes * 8) % bits != 0) continue;
+    const std::int64_t c = bytes * 8 / bits;
+    bool ok = shape[last] % c == 0 && g.global_strides[last].is_constant() && g.global_strides[last].constant() == 1 &&
+              sh.shared->strides()[last] == 1 && div_.of(goff[last]) % c == 0 && div_.of(soff[last]) % c == 0 &&
+              (div_.of(g.global_shape[last]) * bits) % 8 == 0;
+    for (int d = 0; ok && d < last; ++d)
+      ok = div_.of(g.global_strides[d]) % c == 0 && sh.shared->strides()[d] % c == 0;
+    if (ok && !sh.shared->swizzle().identity()) ok = (std::int64_t{1} << sh.shared->swizzle().base) >= c;
+    if (ok) {
+      chunk_bytes = bytes;
+      chunk = c;
+      break;
+    }
+  }
+  const std::int64_t threads = program_.threads();
+  std::vector<std::string> idx(rank);
+  for (int d = 0; d < rank; ++d) idx[d] = fmt::format("c{}", d);
+  line("{{");
+  ++indent_;
+  if (chunk_bytes == 0) {
+    fallbacks_.push_back(fmt::format("{}: copy_async of {} elements: per-element synchronous copy (no 4-byte "
+                                     "aligned chunks provable)",
+                                     inst.location, sh.dtype.name()));
+  }
+  const std::int64_t units = total / chunk;
+  line("#pragma unroll");
+  line("for (ab::i64 q = tid; q < {}; q += {}) {{", units, threads);
+  ++indent_;
+  // Row-major position of this chunk in the tile; the last dimension counts whole chunks.
+  std::int64_t stride = 1;
+  for (int d = last; d >= 0; --d) {
+    const std::int64_t extent = d == last ? shape[d] / chunk : shape[d];
+    line("const ab::i64 c{} = (q / {}) % {}{};", d, stride, extent, d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
+    stride *= extent;
+  }
+  std::vector<std::string> gidx(rank), sidx(rank);
+  for (int d = 0; d < rank; ++d) {
+    gidx[d] = fmt::format("({} + c{})", expr(goff[d]), d);
+    sidx[d] = fmt::format("({} + c{})", expr(soff[d]), d);
+  }
+  std::vector<std::string> rows_in;
+  for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
+  line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
+  line("const ab::i64 col = {};", gidx[last]);
+  line("ab::u8* const dst = {} + ({}) * {} / 8;", sbase, shared_offset(sh, sidx), bits);
+  if (chunk_bytes > 0) {
+    // Elements inside the view form a prefix of the chunk: copy those bytes, zero-fill the rest.
+    line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ({}_extent{} - col) * {} / 8)) : 0;",
+         chunk_bytes, view, last, bits);
+    line("ab::cp_async<{}>(dst, valid > 0 ? {} + ({}) * {} / 8 : {}, (int)valid);", chunk_bytes, view,
+         global_element(view, gidx), bits, view);
+  } else {
+    line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
+    if (bits % 8 == 0) {
+      line("ab::u32 v = 0u;");
+      line("if (in) ab::ld_global<{}>(&v, {} + ({}) * {} / 8);", bits / 8, view, global_element(view, gidx), bits);
+      line("ab::st_shared<{}>(dst, &v);", bits / 8);
+    } else {
+      line("const ab::u32 v = in ? ab::load_bits({}, ({}) * {}, {}) : 0u;", view, global_element(view, gidx), bits, bits);
+      line("ab::store_bits({}, ({}) * {}, {}, v);", sbase, shared_offset(sh, sidx), bits, bits);
+    }
+  }
+  --indent_;
+  line("}}");
+  close_block(*this);
+}
+
+}  // namespace anybit::backend_cuda::detail

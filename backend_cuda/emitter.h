@@ -1,0 +1,69 @@
+// The emitter's shared state (internal to backend_cuda/emit*.cpp).
+#pragma once
+
+#include <fmt/format.h>
+
+#include "backend_cuda/emit.h"
+#include "isa/error.h"
+#include "vm/verifier.h"
+
+namespace anybit::backend_cuda::detail {
+
+using isa::DataType;
+using isa::Expr;
+using isa::Instruction;
+using isa::TensorType;
+using layout::RegisterLayout;
+using layout::Shape;
+
+class Emitter {
+ public:
+  Emitter(const vm::Program& p, const EmitOptions& options);
+  EmittedKernel run();
+
+  // emit.cpp
+  template <typename... Args>
+  void line(fmt::format_string<Args...> f, Args&&... args) {
+    out_ += std::string(2 * indent_, ' ') + fmt::format(f, std::forward<Args>(args)...) + "\n";
+  }
+  std::string expr(const Expr& e) const;
+  std::string scalar_name(const std::string& vm_name) const;
+  static std::string value(const std::string& vm_name) { return "t_" + vm_name; }
+  const TensorType& type(const std::string& vm_name) const { return typing_.values.at(vm_name); }
+  [[noreturn]] void unsupported(const Instruction& inst, const std::string& why) const;
+  // Per-dimension C expressions of the thread-dependent part of a tile's indices (`tid` based).
+  std::vector<std::string> thread_base(const RegisterLayout& l) const;
+  // C condition true on the one replica of each element (threads whose replication coordinates are 0).
+  std::string first_replica(const RegisterLayout& l) const;
+  static int words(const TensorType& t);
+  void declare_tile(const std::string& vm_name, const TensorType& t);
+
+  // emit_memory.cpp
+  void load_global(const Instruction& inst);
+  void store_global(const Instruction& inst);
+  void load_shared(const Instruction& inst);
+  void store_shared(const Instruction& inst);
+  void copy_async(const Instruction& inst);
+
+  // emit_compute.cpp
+  void cast(const Instruction& inst);
+  void elementwise(const Instruction& inst);
+  void reduce(const Instruction& inst);
+  void dot(const Instruction& inst);
+  static std::string decode_f32(DataType t, const std::string& code);
+  static std::string encode_f32(DataType t, const std::string& value);
+
+  const vm::Program& program_;
+  const EmitOptions& options_;
+  vm::Typing typing_;
+  passes::Divisibility div_;
+  std::string out_;
+  int indent_ = 0;
+  std::vector<std::string> fallbacks_;
+
+ private:
+  void body(const vm::Body& b);
+  void instruction(const Instruction& inst);
+};
+
+}  // namespace anybit::backend_cuda::detail
