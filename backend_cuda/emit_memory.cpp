@@ -210,10 +210,13 @@ void Emitter::copy_async(const Instruction& inst) {
                                      "aligned chunks provable)",
                                      inst.location, sh.dtype.name()));
   }
-  const std::int64_t units = total / chunk;
+  // Chunk q goes to thread q % threads; a fixed trip count lets the loop unroll fully.
+  const std::int64_t units = total / chunk, rounds = (units + threads - 1) / threads;
   line("#pragma unroll");
-  line("for (ab::i64 q = tid; q < {}; q += {}) {{", units, threads);
+  line("for (int r = 0; r < {}; ++r) {{", rounds);
   ++indent_;
+  line("const ab::i64 q = tid + r * {};", threads);
+  if (units % threads != 0) line("if (q >= {}) break;", units);
   // Row-major position of this chunk in the tile; the last dimension counts whole chunks.
   std::int64_t stride = 1;
   for (int d = last; d >= 0; --d) {

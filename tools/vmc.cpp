@@ -8,7 +8,10 @@
 #include <random>
 #include <sstream>
 
+#include "backend_cuda/nvrtc.h"
+#include "backend_cuda/ptx_stats.h"
 #include "isa/bitpack.h"
+#include "passes/pipeline.h"
 #include "isa/dtype.h"
 #include "isa/error.h"
 #include "layout/register_layout.h"
@@ -160,6 +163,111 @@ int cmd_interp(const std::string& file, const std::vector<std::string>& params, 
   return 0;
 }
 
+// --assume NAME%D: the integer parameter NAME is a multiple of D (a power of two).
+std::map<std::string, std::int64_t> parse_assumptions(const vm::Program& p, const std::vector<std::string>& items) {
+  std::map<std::string, std::int64_t> out;
+  for (const auto& item : items) {
+    const auto pct = item.find('%');
+    const std::string name = item.substr(0, pct);
+    std::int64_t d = 0;
+    if (pct != std::string::npos) {
+      const std::string v = item.substr(pct + 1);
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+      if (ec != std::errc() || ptr != v.data() + v.size()) d = 0;
+    }
+    if (pct == std::string::npos || d < 1 || (d & (d - 1)) != 0)
+      throw Error(fmt::format("--assume '{}' must be NAME%D with D a power of two, e.g. K%64", item));
+    const vm::Param* q = p.find_param(name);
+    if (!q || q->kind == vm::ParamKind::Pointer)
+      throw Error(fmt::format("--assume '{}': program {} has no integer parameter '{}'", item, p.name, name));
+    out[name] = d;
+  }
+  return out;
+}
+
+passes::PipelineResult lower(const vm::Program& p, const std::vector<std::string>& assume) {
+  passes::PipelineOptions options;
+  options.emit.divisibility = parse_assumptions(p, assume);
+  return passes::run_pipeline(p, options);
+}
+
+void write_output(const std::string& out, const std::string& text) {
+  if (out.empty() || out == "-") {
+    fmt::print("{}", text);
+    return;
+  }
+  std::ofstream f(out, std::ios::binary | std::ios::trunc);
+  f.write(text.data(), static_cast<std::streamsize>(text.size()));
+  if (!f) throw Error(fmt::format("cannot write '{}'", out));
+}
+
+int cmd_compile(const std::string& file, const std::string& arch, const std::string& emit, const std::string& out,
+                const std::vector<std::string>& assume) {
+  const auto p = load(file);
+  if (emit == "header") {
+    write_output(out, backend_cuda::runtime_header());
+    return 0;
+  }
+  const auto lowered = lower(p, assume);
+  if (emit == "vm") {
+    write_output(out, vm::print(lowered.program));
+  } else if (emit == "cuda") {
+    write_output(out, lowered.kernel.source);
+  } else {
+    const auto compiled = backend_cuda::compile(lowered.kernel, {emit == "ptx" && arch.starts_with("sm_") ? arch : arch});
+    if (emit == "ptx") {
+      write_output(out, compiled.ptx);
+    } else {
+      if (out.empty() || out == "-") throw Error("--emit cubin writes binary: give -o FILE");
+      if (compiled.cubin.empty()) throw Error(fmt::format("--arch {} gives PTX only; use sm_XX for a cubin", arch));
+      write_output(out, std::string(compiled.cubin.begin(), compiled.cubin.end()));
+    }
+  }
+  return 0;
+}
+
+int cmd_stats(const std::string& file, const std::string& arch, bool json, const std::vector<std::string>& assume) {
+  const auto p = load(file);
+  const auto lowered = lower(p, assume);
+  const auto compiled = backend_cuda::compile(lowered.kernel, {arch});
+  const auto counts = backend_cuda::ptx_opcode_counts(compiled.ptx);
+  const auto& s = compiled.stats;
+  if (json) {
+    std::vector<std::string> ops, fallbacks;
+    for (const auto& [op, n] : counts) ops.push_back(fmt::format("\"{}\": {}", op, n));
+    for (const auto& f : lowered.kernel.fallbacks) {
+      std::string e;
+      for (char c : f) e += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+      fallbacks.push_back("\"" + e + "\"");
+    }
+    fmt::print("{{\"kernel\": \"{}\", \"arch\": \"{}\", \"threads\": {}, \"registers\": {}, \"spill_store_bytes\": {}, "
+               "\"spill_load_bytes\": {}, \"stack_bytes\": {}, \"dynamic_shared_bytes\": {}, \"static_shared_bytes\": {}, "
+               "\"ptx_instructions\": {{{}}}, \"fallbacks\": [{}], \"sass\": null}}\n",
+               lowered.kernel.name, arch, lowered.kernel.threads, s.registers, s.spill_store_bytes, s.spill_load_bytes,
+               s.stack_bytes, lowered.kernel.shared_bytes, s.static_shared_bytes, fmt::join(ops, ", "),
+               fmt::join(fallbacks, ", "));
+    return 0;
+  }
+  fmt::print("kernel {} for {} (NVRTC {}): {} threads per block\n", lowered.kernel.name, arch, backend_cuda::nvrtc_version(),
+             lowered.kernel.threads);
+  if (s.reported)
+    fmt::print("registers {}, spill stores {} bytes, spill loads {} bytes, stack {} bytes\n", s.registers,
+               s.spill_store_bytes, s.spill_load_bytes, s.stack_bytes);
+  else
+    fmt::print("registers: not reported (PTX-only architecture)\n");
+  fmt::print("shared memory: {} bytes dynamic, {} bytes static\n", lowered.kernel.shared_bytes, s.static_shared_bytes);
+  int total = 0;
+  for (const auto& [op, n] : counts) total += n;
+  fmt::print("PTX instructions: {}\n", total);
+  for (const auto& [op, n] : counts) fmt::print("  {:>6}  {}\n", n, op);
+  if (!lowered.kernel.fallbacks.empty()) {
+    fmt::print("scalar fallbacks:\n");
+    for (const auto& f : lowered.kernel.fallbacks) fmt::print("  {}\n", f);
+  }
+  fmt::print("SASS: not analysed (no disassembler wired in yet); counts above are PTX\n");
+  return 0;
+}
+
 // The main job until the quantized matmul lands: run the example programs on the interpreter and check
 // them against the host references.
 int cmd_demo(std::uint64_t seed) {
@@ -254,6 +362,22 @@ int main(int argc, char** argv) {
   interp->add_option("--dump", dump, "write every buffer after the run to DIR/NAME.bin");
   interp->add_flag("--force", force, "let --dump replace existing files");
 
+  std::string arch = "sm_80", emit = "cuda", out;
+  std::vector<std::string> assume;
+  auto* compile = app.add_subcommand("compile", "compile a .vm program to CUDA C++, PTX or cubin");
+  compile->add_option("file", file, ".vm file")->required()->check(CLI::ExistingFile);
+  compile->add_option("--arch", arch, "sm_XX (cubin and PTX) or compute_XX (PTX)");
+  compile->add_option("--emit", emit, "what to write")->check(CLI::IsMember({"cuda", "ptx", "cubin", "vm", "header"}));
+  compile->add_option("-o,--output", out, "output file (default stdout; required for cubin)");
+  compile->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
+
+  bool json = false;
+  auto* stats = app.add_subcommand("stats", "registers, spills, shared memory and instruction counts of a program");
+  stats->add_option("file", file, ".vm file")->required()->check(CLI::ExistingFile);
+  stats->add_option("--arch", arch, "sm_XX");
+  stats->add_flag("--json", json, "machine-readable output");
+  stats->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
+
   auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
   demo->add_option("--seed", seed, "input seed");
 
@@ -265,6 +389,8 @@ int main(int argc, char** argv) {
     if (*fmt_cmd) return cmd_fmt(file, in_place);
     if (*interp) return cmd_interp(file, params, seed, dump, force);
     if (*demo) return cmd_demo(seed);
+    if (*compile) return cmd_compile(file, arch, emit, out, assume);
+    if (*stats) return cmd_stats(file, arch, json, assume);
   } catch (const anybit::Error& e) {
     fmt::print(stderr, "vmc: error: {}\n", e.what());
     return 1;

@@ -1,0 +1,45 @@
+#include "passes/pipeline.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "isa/error.h"
+#include "vm/verifier.h"
+
+namespace anybit::passes {
+
+namespace {
+
+void dump(const std::string& dir, const std::string& file, const std::string& text) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::ofstream f(std::filesystem::path(dir) / file, std::ios::trunc);
+  if (!f) throw Error(fmt::format("cannot write the pipeline dump '{}/{}'", dir, file));
+  f << text;
+}
+
+}  // namespace
+
+std::string dump_directory(const PipelineOptions& options) {
+  if (!options.dump_dir.empty()) return options.dump_dir;
+  const char* env = std::getenv("ANYBIT_DUMP_DIR");
+  return env ? env : "";
+}
+
+PipelineResult run_pipeline(const vm::Program& input, const PipelineOptions& options) {
+  const std::string dir = dump_directory(options);
+  PipelineResult r{input, {}};
+  // 00: the input must verify before any pass may assume the verifier's guarantees.
+  vm::verify(r.program);
+  dump(dir, "00_input.vm", vm::print(r.program));
+  // Passes in order (each verified after it runs in debug builds) go here; layout inference comes first
+  // because every later decision reads concrete layouts.
+  // Emission last: it reads the final program only.
+  r.kernel = backend_cuda::emit_cuda(r.program, options.emit);
+  dump(dir, r.kernel.name + ".cu", r.kernel.source);
+  return r;
+}
+
+}  // namespace anybit::passes
