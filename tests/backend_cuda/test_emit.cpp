@@ -1,0 +1,131 @@
+// CUDA emission without NVRTC (host tier): structure of the generated source, analysis, reporting.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "backend_cuda/emit.h"
+#include "backend_cuda/nvrtc.h"
+#include "backend_cuda/ptx_stats.h"
+#include "isa/error.h"
+#include "layout/mma_layouts.h"
+#include "passes/pipeline.h"
+#include "passes/vectorize.h"
+#include "programs/examples.h"
+
+using namespace anybit;
+using namespace anybit::layout;
+
+namespace {
+
+std::string read(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("the emitted kernel reads like a hand-written one and keeps provenance") {
+  const auto k = backend_cuda::emit_cuda(programs::tiled_matmul());
+  CHECK(k.name == "tiled_matmul");
+  CHECK(k.threads == 128);
+  CHECK(k.shared_bytes == 1536);
+  CHECK(k.source.find("extern \"C\" __global__ void __launch_bounds__(128) tiled_matmul(") != std::string::npos);
+  CHECK(k.source.find("// vm: dot %acc, %a, %b") != std::string::npos);
+  CHECK(k.source.find("ab::mma_m16n8k16_f32_f16(&t_acc[0], &t_a[0], &t_b[0], &t_acc[0]);") != std::string::npos);
+  CHECK(k.source.find("#include \"anybit_runtime.cuh\"") != std::string::npos);
+}
+
+TEST_CASE("vector width follows contiguity and divisibility") {
+  passes::Divisibility div;
+  const isa::Expr n = isa::Expr::var("n");
+  // 64 threads x 4 consecutive f32: 16-byte accesses once the offset is a multiple of 4.
+  const auto tile = spatial({64}) * local({4});
+  passes::AccessShape a{32, {isa::block_idx_x() * 256}, {1}, {}};
+  CHECK(passes::vector_width(tile, a, div) == 4);
+  a.offset = {isa::block_idx_x() * 256 + 2};
+  CHECK(passes::vector_width(tile, a, div) == 2);
+  // Masked: the extent must keep whole vectors inside or outside.
+  a.offset = {0};
+  a.extent = {n};
+  CHECK(passes::vector_width(tile, a, div) == 1);
+  div.known["n"] = 4;
+  CHECK(passes::vector_width(tile, a, div) == 4);
+  // Row-major 2-D view: the row stride must keep rows aligned.
+  const auto rows = spatial({8, 8}) * local({1, 8});  // f16: 8 x 16 bytes per row segment
+  passes::AccessShape b{16, {0, 0}, {isa::Expr::var("K"), 1}, {}};
+  CHECK(passes::vector_width(rows, b, div) == 1);
+  div.known["K"] = 64;
+  CHECK(passes::vector_width(rows, b, div) == 8);
+  // Slots that are not consecutive elements (column-major locals) never vectorize.
+  CHECK(passes::vector_width(spatial({8, 8}) * column_local({2, 2}), b, div) == 1);
+  // Sub-byte codes: 32 int4 slots per thread make 16 bytes.
+  passes::AccessShape q{4, {0}, {1}, {}};
+  CHECK(passes::vector_width(spatial({32}) * local({32}), q, div) == 16);  // 16 x 4 bits per access: 8 bytes
+}
+
+TEST_CASE("unsupported lowerings are errors naming the instruction") {
+  const auto p = vm::parse(R"(program r(x: ptr<f32>, out: ptr<f32>) grid(1) warps(2) {
+  %v = global_view x {shape=[64], strides=[1]}
+  %o = global_view out {shape=[1], strides=[1]}
+  %a = load_global %v[0] : f32[64] @ spatial(64)
+  %s = reduce %a {dims=[0], op=add}
+  store_global %s, %o[0]
+}
+)",
+                           "r.vm");
+  CHECK_THROWS_WITH_AS(backend_cuda::emit_cuda(p), doctest::Contains("r.vm:5:3: reduce: the CUDA backend cannot lower this yet"),
+                       Error);
+}
+
+TEST_CASE("the pipeline dumps the program and the kernel") {
+  const auto dir = std::filesystem::temp_directory_path() / "anybit-test-dump";
+  std::filesystem::remove_all(dir);
+  passes::PipelineOptions options;
+  options.dump_dir = dir.string();
+  const auto r = passes::run_pipeline(programs::vector_add(), options);
+  CHECK(read((dir / "00_input.vm").string()) == vm::print(programs::vector_add()));
+  CHECK(read((dir / "vector_add.cu").string()) == r.kernel.source);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ptxas statistics are parsed from the log") {
+  const auto s = backend_cuda::parse_ptxas_log(read("tests/backend_cuda/data/ptxas_sm80.log"));
+  CHECK(s.reported);
+  CHECK(s.registers == 37);
+  CHECK(s.spill_store_bytes == 4);
+  CHECK(s.spill_load_bytes == 12);
+  CHECK(s.stack_bytes == 8);
+  CHECK(s.static_shared_bytes == 384);
+  const auto none = backend_cuda::parse_ptxas_log(read("tests/backend_cuda/data/ptxas_none.log"));
+  CHECK_FALSE(none.reported);
+  CHECK(none.registers == -1);
+}
+
+TEST_CASE("PTX opcodes are counted, guards and labels skipped") {
+  const std::string ptx = R"(
+.visible .entry k(
+  .param .u64 k_param_0
+)
+{
+  .reg .b32 %r<4>;
+  ld.param.u64 %rd1, [k_param_0];
+$L__BB0_1:
+  @%p1 bra $L__BB0_2;
+  @!%p2 ld.global.v4.u32 {%r1, %r2, %r3, %r4}, [%rd1];
+  mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2,%r3,%r4}, {%r5,%r6}, {%f1,%f2,%f3,%f4};
+  // a comment
+  ret;
+}
+)";
+  const auto counts = backend_cuda::ptx_opcode_counts(ptx);
+  CHECK(counts.at("ld.param.u64") == 1);
+  CHECK(counts.at("bra") == 1);
+  CHECK(counts.at("ld.global.v4.u32") == 1);
+  CHECK(counts.at("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32") == 1);
+  CHECK(counts.at("ret") == 1);
+  CHECK(counts.size() == 5);
+}
