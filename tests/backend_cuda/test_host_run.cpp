@@ -1,0 +1,172 @@
+// The emitted CUDA source, compiled for the CPU and run thread after thread, against the interpreter on
+// the same inputs: bit-exact for every kernel without cross-thread intrinsics (sim tier).
+#include <doctest/doctest.h>
+
+#include "backend_cuda/host_run.h"
+#include "isa/bitpack.h"
+#include "isa/error.h"
+#include "layout/mma_layouts.h"
+#include "passes/pipeline.h"
+#include "programs/examples.h"
+#include "vm/builder.h"
+#include "vm/host_buffers.h"
+
+using namespace anybit;
+using namespace anybit::layout;
+using isa::DataType;
+
+namespace {
+
+// Runs the program on the interpreter and as an emitted kernel; every element of every buffer must have
+// the same code, except that any NaN matches any NaN (payloads are not part of the VM's semantics).
+void check_same(const vm::Program& p, const std::map<std::string, std::int64_t>& scalars, std::uint64_t seed,
+                std::map<std::string, std::int64_t> divisibility = {}) {
+  passes::PipelineOptions options;
+  options.emit.divisibility = std::move(divisibility);
+  const auto kernel = passes::run_pipeline(p, options).kernel;
+  const auto host = backend_cuda::HostKernel::build(p, kernel);
+  auto reference = vm::random_buffers(p, scalars, seed);
+  auto emitted = reference;
+  vm::interpret(p, vm::as_arguments(reference, scalars));
+  host.launch(vm::as_arguments(emitted, scalars));
+  for (const vm::Param& q : p.params) {
+    if (q.kind != vm::ParamKind::Pointer) continue;
+    const auto& want = reference.at(q.name);
+    const auto& got = emitted.at(q.name);
+    const int bits = q.dtype.bits();
+    std::size_t mismatches = 0, first = 0;
+    for (std::size_t i = 0; i < want.size() * 8 / bits; ++i) {
+      const auto a = isa::read_code(want, i, bits), b = isa::read_code(got, i, bits);
+      if (a == b || (isa::is_nan_code(q.dtype, a) && isa::is_nan_code(q.dtype, b))) continue;
+      if (mismatches++ == 0) first = i;
+    }
+    CAPTURE(p.name);
+    CAPTURE(q.name);
+    CAPTURE(first);
+    CHECK(mismatches == 0);
+  }
+}
+
+// Every 1..8-bit format in one kernel: packed codes viewed in the mma A layout, cast to `out`.
+vm::Program dequant_all(DataType out) {
+  vm::Builder b("dequant_all", 1);
+  for (DataType code : isa::all_dtypes()) {
+    if (code.bits() > 8 || code.is_bool()) continue;
+    const std::string n = code.name();
+    auto q = b.pointer("q_" + n, DataType::unsigned_int(8));
+    auto o = b.pointer("out_" + n, out);
+    auto vq = b.global_view(q, {32, code.bits()}, {code.bits(), 1});
+    auto vo = b.global_view(o, {16, 16}, {16, 1});
+    auto bytes = b.load_global(vq, {0, 0}, vm::reg(DataType::unsigned_int(8), {32, code.bits()}, spatial({32, 1}) * local({1, code.bits()})));
+    auto codes = b.view(bytes, vm::reg(code, {16, 16}, mma_m16n8k16_a()));
+    b.store_global(b.cast(codes, out), vo, {0, 0});
+  }
+  return b.build();
+}
+
+// f32 values from random bit patterns (NaN, inf, subnormal, huge) cast to every type.
+vm::Program encode_all() {
+  vm::Builder b("encode_all", 1);
+  auto x = b.pointer("bits", DataType::unsigned_int(32));
+  auto vx = b.global_view(x, {256}, {1});
+  const auto tile = spatial({32}) * local({8});
+  auto raw = b.load_global(vx, {0}, vm::reg(DataType::unsigned_int(32), {256}, tile));
+  auto f = b.view(raw, vm::reg(DataType::f32(), {256}, tile));
+  for (DataType t : isa::all_dtypes()) {
+    auto o = b.pointer("out_" + t.name(), t);
+    b.store_global(b.cast(f, t), b.global_view(o, {256}, {1}), {0});
+  }
+  return b.build();
+}
+
+}  // namespace
+
+TEST_CASE("vector_add: emitted kernel == interpreter, scalar and vector paths") {
+  check_same(programs::vector_add(), {{"n", 1}}, 1);
+  check_same(programs::vector_add(), {{"n", 1000}}, 2);
+  check_same(programs::vector_add(), {{"n", 1000}}, 3, {{"n", 8}});
+}
+
+TEST_CASE("dequant of packed codes: every format to f16, bf16 and f32, bit-exact") {
+  for (DataType out : {DataType::f16(), DataType::bf16(), DataType::f32()}) {
+    CAPTURE(out.name());
+    check_same(dequant_all(out), {}, 4);
+  }
+}
+
+TEST_CASE("casts from f32 to every type encode like the host (NaN, inf, subnormals, saturation)") {
+  for (std::uint64_t seed : {5, 6, 7}) check_same(encode_all(), {}, seed);
+}
+
+TEST_CASE("elementwise arithmetic rounds like the interpreter for f32, f16, bf16 and integers") {
+  const std::string ops = R"(
+  %a = load_global %va[0] : T[256] @ spatial(32) * local(8)
+  %b = load_global %vb[0] : T[256] @ spatial(32) * local(8)
+  %c = load_global %vc[0] : T[256] @ spatial(32) * local(8)
+  %add = add %a, %b
+  %sub = sub %add, %c
+  %mul = mul %sub, %b
+  %lo = min %mul, %a
+  %hi = max %lo, %c
+  %f = fma %hi, %b, %c
+  %n = neg %f
+  %abs = abs %n
+  %z = cast %abs {dtype=bool}
+  %w = where %z, %abs, %a
+  store_global %w, %vo[0]
+}
+)";
+  for (const char* t : {"f32", "f16", "bf16", "int8", "int3", "int32"}) {
+    CAPTURE(t);
+    std::string body = std::string("program arith(a: ptr<T>, b: ptr<T>, c: ptr<T>, o: ptr<T>) grid(1) warps(1) {\n") +
+                       "  %va = global_view a {shape=[256], strides=[1]}\n  %vb = global_view b {shape=[256], strides=[1]}\n"
+                       "  %vc = global_view c {shape=[256], strides=[1]}\n  %vo = global_view o {shape=[256], strides=[1]}\n" + ops;
+    for (std::size_t at; (at = body.find('T')) != std::string::npos && body[at - 1] != '%';)
+      body.replace(at, 1, t);
+    check_same(vm::parse(body, "arith.vm"), {}, 8);
+  }
+  const std::string fdiv = R"(program d(a: ptr<f16>, b: ptr<f16>, o: ptr<f16>) grid(1) warps(1) {
+  %va = global_view a {shape=[256], strides=[1]}
+  %vb = global_view b {shape=[256], strides=[1]}
+  %vo = global_view o {shape=[256], strides=[1]}
+  %x = load_global %va[0] : f16[256] @ spatial(32) * local(8)
+  %y = load_global %vb[0] : f16[256] @ spatial(32) * local(8)
+  %q = div %x, %y
+  store_global %q, %vo[0]
+}
+)";
+  check_same(vm::parse(fdiv), {}, 9);
+}
+
+TEST_CASE("sub-byte global tiles at unaligned offsets, masked, through bit loads and atomic bit stores") {
+  const std::string text = R"(program bits(x: ptr<int3>, o: ptr<int3>, n: i32) grid(2) warps(1) {
+  %v = global_view x {shape=[n], strides=[1]}
+  %w = global_view o {shape=[n], strides=[1]}
+  %t = load_global %v[blockIdx.x * 96 + 1] : int3[96] @ spatial(32) * local(3) {masked}
+  %u = neg %t
+  store_global %u, %w[blockIdx.x * 96 + 1] {masked}
+}
+)";
+  check_same(vm::parse(text), {{"n", 150}}, 10);
+  check_same(vm::parse(text), {{"n", 200}}, 11);
+}
+
+TEST_CASE("a reduction over each thread's own slots needs no other thread") {
+  const std::string text = R"(program r(x: ptr<f32>, o: ptr<f32>) grid(1) warps(1) {
+  %v = global_view x {shape=[32, 8], strides=[8, 1]}
+  %w = global_view o {shape=[32, 1], strides=[1, 1]}
+  %t = load_global %v[0, 0] : f32[32,8] @ spatial(32,1) * local(1,8)
+  %m = reduce %t {dims=[1], op=max}
+  store_global %m, %w[0, 0]
+}
+)";
+  check_same(vm::parse(text), {}, 12);
+}
+
+TEST_CASE("kernels that need other threads say so") {
+  const auto p = programs::tiled_matmul();
+  const auto host = backend_cuda::HostKernel::build(p, backend_cuda::emit_cuda(p));
+  std::map<std::string, std::int64_t> s = {{"M", 16}, {"N", 16}, {"K", 16}};
+  auto b = vm::random_buffers(p, s, 1);
+  CHECK_THROWS_WITH_AS(host.launch(vm::as_arguments(b, s)), doctest::Contains("which needs the simulator"), Error);
+}
