@@ -70,6 +70,22 @@ expect_error "interp bad param value" "'x3' is not an integer" -- "$vmc" interp 
 expect_error "interp missing seed" 'random-inputs is required' -- "$vmc" interp examples/tiled_matmul.vm --param M=3
 expect_error "unknown command" 'vmc|Usage|subcommand|not expected' -- "$vmc" frobnicate
 
+export ANYBIT_CACHE_DIR="$tmp/cache"
+expect_ok "compile to CUDA" '^extern "C" __global__ void __launch_bounds__\(64\) vector_add\(' -- "$vmc" compile examples/vector_add.vm
+expect_ok "compile to PTX uses 16-byte loads when n%4" 'ld\.global\.v4\.u32' -- "$vmc" compile examples/vector_add.vm --emit ptx --assume n%4
+expect_ok "compile --emit vm is the program after passes" '^program vector_add\(' -- "$vmc" compile examples/vector_add.vm --emit vm
+"$vmc" compile examples/tiled_matmul.vm --emit cubin --arch sm_90 -o "$tmp/mm.cubin" && [ -s "$tmp/mm.cubin" ] &&
+  ls "$tmp/cache"/*.kernel >/dev/null 2>&1 && pass "compile cubin through the cache" || fail "compile cubin"
+"$vmc" compile examples/tiled_matmul.vm --emit header -o "$tmp/anybit_runtime.cuh" && "$vmc" compile examples/tiled_matmul.vm -o "$tmp/k.cu" &&
+  grep -q 'namespace ab' "$tmp/anybit_runtime.cuh" && pass "compile --emit header" || fail "compile --emit header"
+expect_error "compile cubin needs -o" 'give -o FILE' -- "$vmc" compile examples/vector_add.vm --emit cubin
+expect_error "compile bad arch" "unknown architecture 'sm99'" -- "$vmc" compile examples/vector_add.vm --emit ptx --arch sm99
+expect_error "compile bad assume" "must be NAME%D with D a power of two" -- "$vmc" compile examples/vector_add.vm --assume n%3
+expect_error "compile assume unknown param" "has no integer parameter 'q'" -- "$vmc" compile examples/vector_add.vm --assume q%4
+expect_ok "stats" '^registers [0-9]+, spill stores 0 bytes, spill loads 0 bytes' -- "$vmc" stats examples/tiled_matmul.vm --assume K%16 --assume N%16
+expect_ok "stats counts mma" 'mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32' -- "$vmc" stats examples/tiled_matmul.vm
+expect_ok "stats --json" '^\{"kernel": "tiled_matmul", "arch": "sm_90", "threads": 128, "registers": [0-9]+' -- "$vmc" stats examples/tiled_matmul.vm --arch sm_90 --json --no-cache
+
 expect_ok "demo passes" '^demo: PASS$' -- "$vmc" demo
 
 if [ "$failures" != 0 ]; then echo "$failures vmc check(s) failed"; exit 1; fi

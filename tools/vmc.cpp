@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "backend_cuda/cache.h"
 #include "backend_cuda/nvrtc.h"
 #include "backend_cuda/ptx_stats.h"
 #include "isa/bitpack.h"
@@ -185,6 +186,14 @@ std::map<std::string, std::int64_t> parse_assumptions(const vm::Program& p, cons
   return out;
 }
 
+bool g_use_cache = true;
+
+backend_cuda::CompiledKernel compile_kernel(const backend_cuda::EmittedKernel& k, const std::string& arch) {
+  if (!g_use_cache) return backend_cuda::compile(k, {arch});
+  backend_cuda::KernelCache cache(backend_cuda::KernelCache::default_directory());
+  return cache.get_or_compile(k, {arch});
+}
+
 passes::PipelineResult lower(const vm::Program& p, const std::vector<std::string>& assume) {
   passes::PipelineOptions options;
   options.emit.divisibility = parse_assumptions(p, assume);
@@ -214,7 +223,7 @@ int cmd_compile(const std::string& file, const std::string& arch, const std::str
   } else if (emit == "cuda") {
     write_output(out, lowered.kernel.source);
   } else {
-    const auto compiled = backend_cuda::compile(lowered.kernel, {emit == "ptx" && arch.starts_with("sm_") ? arch : arch});
+    const auto compiled = compile_kernel(lowered.kernel, arch);
     if (emit == "ptx") {
       write_output(out, compiled.ptx);
     } else {
@@ -229,7 +238,7 @@ int cmd_compile(const std::string& file, const std::string& arch, const std::str
 int cmd_stats(const std::string& file, const std::string& arch, bool json, const std::vector<std::string>& assume) {
   const auto p = load(file);
   const auto lowered = lower(p, assume);
-  const auto compiled = backend_cuda::compile(lowered.kernel, {arch});
+  const auto compiled = compile_kernel(lowered.kernel, arch);
   const auto counts = backend_cuda::ptx_opcode_counts(compiled.ptx);
   const auto& s = compiled.stats;
   if (json) {
@@ -371,17 +380,21 @@ int main(int argc, char** argv) {
   compile->add_option("-o,--output", out, "output file (default stdout; required for cubin)");
   compile->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
 
+  bool no_cache = false;
+  compile->add_flag("--no-cache", no_cache, "compile without the kernel cache ($ANYBIT_CACHE_DIR, ~/.cache/anybit)");
   bool json = false;
   auto* stats = app.add_subcommand("stats", "registers, spills, shared memory and instruction counts of a program");
   stats->add_option("file", file, ".vm file")->required()->check(CLI::ExistingFile);
   stats->add_option("--arch", arch, "sm_XX");
   stats->add_flag("--json", json, "machine-readable output");
   stats->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
+  stats->add_flag("--no-cache", no_cache, "compile without the kernel cache");
 
   auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
   demo->add_option("--seed", seed, "input seed");
 
   CLI11_PARSE(app, argc, argv);
+  g_use_cache = !no_cache;
   try {
     if (*types) return cmd_types(decode);
     if (*layout) return cmd_layout(layout_text, table);
