@@ -45,30 +45,6 @@ std::string Emitter::encode_f32(DataType t, const std::string& v) {
   return "";
 }
 
-void Emitter::cast(const Instruction& inst) {
-  const TensorType& from = type(inst.operands[0].name);
-  const TensorType& to = type(inst.result);
-  const std::string src = value(inst.operands[0].name), dst = value(inst.result);
-  declare_tile(inst.result, to);
-  const int sb = from.dtype.bits(), db = to.dtype.bits();
-  const bool int_to_int = (from.dtype.is_integer() || from.dtype.is_bool()) && to.dtype.is_integer();
-  // Every pair goes through the per-slot path for now; the vectorized emitters are listed as missing.
-  if (!(from.dtype == to.dtype))
-    fallbacks_.push_back(fmt::format("{}: cast {} -> {}: per element", inst.location, from.dtype.name(), to.dtype.name()));
-  std::string code = fmt::format("ab::get<{}>({}, s)", sb, src);
-  std::string converted;
-  if (from.dtype == to.dtype) {
-    converted = code;
-  } else if (int_to_int) {
-    const std::string wide = from.dtype.is_signed() ? fmt::format("ab::sext<{}>({})", sb, code) : fmt::format("(ab::i64)({})", code);
-    converted = fmt::format("ab::saturate_int<{}, {}>({})", db, to.dtype.is_signed() ? "true" : "false", wide);
-  } else {
-    converted = encode_f32(to.dtype, decode_f32(from.dtype, code));
-  }
-  line("#pragma unroll");
-  line("for (int s = 0; s < {}; ++s) ab::set<{}>({}, s, {});", to.layout->local_size(), db, dst, converted);
-}
-
 void Emitter::elementwise(const Instruction& inst) {
   using isa::Opcode;
   const TensorType& t = type(inst.result);

@@ -45,8 +45,12 @@ class Emitter {
   void store_shared(const Instruction& inst);
   void copy_async(const Instruction& inst);
 
-  // emit_compute.cpp
+  // emit_cast.cpp
   void cast(const Instruction& inst);
+  void vector_cast(const Instruction& inst);
+  void scalar_cast(const Instruction& inst);
+
+  // emit_compute.cpp
   void elementwise(const Instruction& inst);
   void reduce(const Instruction& inst);
   void dot(const Instruction& inst);

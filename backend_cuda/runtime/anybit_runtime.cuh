@@ -365,6 +365,62 @@ AB_DEVICE u32 f32_to_small_float(float f) {
   return sign | (code > max_code ? max_code : code);
 }
 
+// ---- packed pairs: two f16 or bf16 values in one 32-bit word, low half first
+AB_DEVICE u32 funnel_r(u32 lo, u32 hi, int shift) {  // bits [shift, shift + 32) of hi:lo, 0 <= shift < 32
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("shf.r.clamp.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(lo), "r"(hi), "r"(shift));
+  return d;
+#else
+  return shift == 0 ? lo : (lo >> shift) | (hi << (32 - shift));
+#endif
+}
+AB_DEVICE u32 hsub2(u32 a, u32 b) {
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+#else
+  return f32_to_f16(f16_to_f32(a & 0xFFFF) - f16_to_f32(b & 0xFFFF)) |
+         (f32_to_f16(f16_to_f32(a >> 16) - f16_to_f32(b >> 16)) << 16);
+#endif
+}
+AB_DEVICE u32 hmul2(u32 a, u32 b) {
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+#else
+  return f32_to_f16(f16_to_f32(a & 0xFFFF) * f16_to_f32(b & 0xFFFF)) |
+         (f32_to_f16(f16_to_f32(a >> 16) * f16_to_f32(b >> 16)) << 16);
+#endif
+}
+AB_DEVICE u32 bfma2(u32 a, u32 b, u32 c) {  // bf16x2 a * b + c, rounded once per half
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+#else
+  return fma_bf16(a & 0xFFFF, b & 0xFFFF, c & 0xFFFF) | (fma_bf16(a >> 16, b >> 16, c >> 16) << 16);
+#endif
+}
+AB_DEVICE u32 pack_bf16x2(float lo, float hi) {
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));  // the first source goes to the upper half
+  return d;
+#else
+  return f32_to_bf16(lo) | (f32_to_bf16(hi) << 16);
+#endif
+}
+// Per 16-bit half: where (x & mask) == value, replace d's half by `replacement` (keeping x's sign bit 15).
+AB_DEVICE u32 replace_halves(u32 d, u32 x, u32 mask, u32 value, u32 replacement) {
+  u32 out = d;
+  if (((x & mask) & 0xFFFFu) == value) out = (out & 0xFFFF0000u) | (x & 0x8000u) | replacement;
+  if (((x >> 16) & mask) == value) out = (out & 0x0000FFFFu) | ((x & 0x80000000u)) | (replacement << 16);
+  return out;
+}
+
 AB_DEVICE u32 shfl_xor(u32 v, int lane_mask) {
 #if defined(__CUDA_ARCH__)
   return __shfl_xor_sync(0xFFFFFFFFu, v, lane_mask);

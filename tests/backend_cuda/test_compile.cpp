@@ -117,3 +117,23 @@ TEST_CASE("a failing compile reports numbered source, options, log and a reprodu
   }
   CHECK_THROWS_WITH_AS(backend_cuda::compile(broken, {"sm80"}), doctest::Contains("unknown architecture 'sm80'"), Error);
 }
+
+TEST_CASE("low-bit casts to f16 and bf16 are vectorized: no per-element conversions in the PTX") {
+  for (isa::DataType code : isa::all_dtypes()) {
+    if (code.bits() > 8 || code.is_bool()) continue;
+    for (isa::DataType out : {isa::DataType::f16(), isa::DataType::bf16()}) {
+      CAPTURE(code.name());
+      CAPTURE(out.name());
+      const auto kernel = lowered(programs::dequant_fragment(code, out));
+      const bool exotic = out == isa::DataType::f16() && code.is_float() && code.exponent_bits() > 5;
+      CHECK(kernel.fallbacks.empty() != exotic);  // only f7e6m0, f8e6m1, f8e7m0 -> f16 stay per element
+      if (exotic) continue;
+      const auto counts = backend_cuda::ptx_opcode_counts(backend_cuda::compile(kernel, {"sm_80"}).ptx);
+      CHECK(count_prefix(counts, "cvt.rn.f16.f32") == 0);
+      CHECK(count_prefix(counts, "cvt.rn.f32.s32") == 0);
+      CHECK(count_prefix(counts, "cvt.rn.f32.u32") == 0);
+      CHECK(count_prefix(counts, "cvt.rn.bf16.f32") == 0);
+      CHECK(count_prefix(counts, "bra") == 0);
+    }
+  }
+}

@@ -1,0 +1,184 @@
+// Casts. Every low-bit format (1..8-bit integers, small floats that f16 or bf16 hold exactly) to f16 and
+// bf16 goes through a vectorized emitter that produces both halves of a destination register at once:
+//   integers:     codes moved to bit 0 of each half (funnel shifts, one lop3 to merge the halves), OR'd
+//                 with the magic number (f16 0x6400 = 1024, bf16 0x4300 = 128) whose last-place unit is
+//                 1, then one packed subtract of the magic (plus 2^(N-1) for signed codes, whose sign bits
+//                 are flipped once per source word so two's complement becomes offset binary);
+//                 8-bit codes to f16 use one prmt with 0x64 bytes; 8-bit codes to bf16 go through f32
+//                 (prmt with 0x4B, one subtract each, one cvt.rn.bf16x2).
+//   small floats: codes high-aligned in each half; sign kept, exponent and mantissa shifted right by
+//                 (5 - E) for f16 or (8 - E) for bf16, then one packed multiply by 2^(15 - bias) or
+//                 2^(127 - bias); exact for every code, subnormals included (REFERENCE.md). Codes whose
+//                 value the destination's exponent field would misread (NaN of f8e4m3; inf/NaN of f8e5m2
+//                 in bf16; exponent-31 codes of f6e5m0/f7e5m1, >= 65536, which round to inf in f16) are
+//                 patched per half.
+// Every other pair converts slot by slot (decode to f32, encode); among low-bit -> f16/bf16 pairs that is
+// only f7e6m0, f8e6m1 and f8e7m0 -> f16, whose values f16 cannot hold (they round), and these are listed
+// in the kernel's fallbacks.
+#include <cmath>
+
+#include "backend_cuda/emitter.h"
+
+namespace anybit::backend_cuda::detail {
+
+namespace {
+
+std::uint32_t pair(std::uint32_t half) { return half | (half << 16); }
+
+// 32 bits of the source bit stream starting at bit `start` (may be negative: shifted in zeros).
+std::string field(const std::string& src, int words, std::int64_t start) {
+  if (start < 0) return fmt::format("({}[0] << {})", src, -start);
+  const std::int64_t w = start / 32, r = start % 32;
+  if (r == 0) return fmt::format("{}[{}]", src, w);
+  if (w + 1 >= words) return fmt::format("({}[{}] >> {})", src, w, r);
+  return fmt::format("ab::funnel_r({}[{}], {}[{}], {})", src, w, src, w + 1, r);
+}
+
+bool vector_cast_supported(DataType from, DataType to) {
+  if (!(to == DataType::f16() || to == DataType::bf16())) return false;
+  if (from.bits() > 8 || from.is_bool()) return false;
+  if (from.is_integer()) return true;
+  // Small floats: the destination must hold every value exactly (f16: E <= 5; bf16: always).
+  return to == DataType::bf16() || from.exponent_bits() <= 5;
+}
+
+}  // namespace
+
+void Emitter::cast(const Instruction& inst) {
+  const TensorType& from = type(inst.operands[0].name);
+  const TensorType& to = type(inst.result);
+  const std::int64_t n = to.layout->local_size();
+  if (n % 2 == 0 && vector_cast_supported(from.dtype, to.dtype)) return vector_cast(inst);
+  scalar_cast(inst);
+}
+
+void Emitter::vector_cast(const Instruction& inst) {
+  const TensorType& from = type(inst.operands[0].name);
+  const TensorType& to = type(inst.result);
+  const DataType src_t = from.dtype, dst_t = to.dtype;
+  const int N = src_t.bits();
+  const bool f16 = dst_t == DataType::f16();
+  const std::string dst = value(inst.result);
+  const int src_words = words(from);
+  const std::int64_t n = to.layout->local_size();
+  declare_tile(inst.result, to);
+  line("{{");
+  ++indent_;
+  std::string src = value(inst.operands[0].name);
+  if (src_t.kind() == isa::TypeKind::SignedInt) {
+    // Flip every code's sign bit once per source word: offset binary, code + 2^(N-1).
+    line("ab::u32 flipped[{}];", src_words);
+    for (int w = 0; w < src_words; ++w) {
+      std::uint32_t sign_bits = 0;
+      for (std::int64_t s = 0; s < n; ++s) {
+        const std::int64_t bit = s * N + N - 1;
+        if (bit / 32 == w) sign_bits |= 1u << (bit % 32);
+      }
+      line("flipped[{}] = {}[{}] ^ 0x{:08x}u;", w, src, w, sign_bits);
+    }
+    src = "flipped";
+  }
+  const std::uint32_t code_mask = (1u << N) - 1u;
+  const std::int64_t offset = src_t.kind() == isa::TypeKind::SignedInt ? (std::int64_t{1} << (N - 1)) : 0;
+  for (std::int64_t j = 0; j < n / 2; ++j) {
+    const std::int64_t p0 = 2 * j * N, p1 = p0 + N;
+    if (src_t.is_integer() && N == 8) {
+      const std::int64_t w0 = p0 / 32, b0 = (p0 % 32) / 8, b1 = (p1 % 32) / 8;
+      const std::string word = fmt::format("{}[{}]", src, w0);  // both bytes share a word
+      if (f16) {
+        // bytes [code0, 0x64, code1, 0x64]: 1024 + code per half
+        line("{}[{}] = ab::hsub2(ab::prmt({}, 0x64646464u, 0x{:x}u), 0x{:08x}u);", dst, j, word,
+             b0 | (5u << 4) | (static_cast<unsigned>(b1) << 8) | (5u << 12), pair(0x6400u + static_cast<std::uint32_t>(offset)));
+      } else {
+        // f32 2^23 + code, exact subtract, one packed conversion
+        const auto sel = [](std::int64_t b) { return static_cast<unsigned>(b) | (4u << 4) | (4u << 8) | (7u << 12); };
+        line("{}[{}] = ab::pack_bf16x2(ab::as_float(ab::prmt({}, 0x4b000000u, 0x{:x}u)) - {}.0f, "
+             "ab::as_float(ab::prmt({}, 0x4b000000u, 0x{:x}u)) - {}.0f);",
+             dst, j, word, sel(b0), 8388608 + offset, word, sel(b1), 8388608 + offset);
+      }
+      continue;
+    }
+    // Codes at bit `pos` of each half: 0 for integers, high-aligned (16 - N) for small floats.
+    const std::int64_t pos = src_t.is_integer() ? 0 : 16 - N;
+    std::string x;
+    if (p1 - p0 == 16) {
+      x = field(src, src_words, p0 - pos);
+    } else {
+      x = fmt::format("ab::lop3<0xe4>({}, {}, 0x0000ffffu)", field(src, src_words, p0 - pos),
+                      field(src, src_words, p1 - 16 - pos));  // low half from the first, high from the second
+    }
+    if (src_t.is_integer()) {
+      const std::uint32_t magic = f16 ? 0x6400u : 0x4300u;
+      const std::string h = fmt::format("ab::lop3<0xea>({}, 0x{:08x}u, 0x{:08x}u)", x, pair(code_mask), pair(magic));
+      if (f16)
+        line("{}[{}] = ab::hsub2({}, 0x{:08x}u);", dst, j, h, pair(magic + static_cast<std::uint32_t>(offset)));
+      else  // bf16 has no packed subtract before sm_90: fma with 1.0 and the negated magic
+        line("{}[{}] = ab::bfma2({}, 0x3f803f80u, 0x{:08x}u);", dst, j, h,
+             pair(0x8000u | (magic + static_cast<std::uint32_t>(offset))));
+      continue;
+    }
+    // Small float: sign stays at bit 15; exponent and mantissa move to the destination's fields.
+    const int E = src_t.exponent_bits(), M = src_t.mantissa_bits();
+    const int dst_mantissa = f16 ? 10 : 7, dst_exponent_bits = f16 ? 5 : 8;
+    const int shift = dst_exponent_bits - E;
+    const std::uint32_t magnitude = ((1u << (E + M)) - 1u) << (dst_mantissa - M);
+    line("{{");
+    ++indent_;
+    line("const ab::u32 x = {};", x);
+    line("const ab::u32 v = ab::lop3<0xec>(x, (x >> {}) & 0x{:08x}u, 0x80008000u);", shift, pair(magnitude));
+    const int bias = src_t.exponent_bias(), dst_bias = f16 ? 15 : 127;
+    std::string result = "v";
+    if (bias != dst_bias) {
+      const std::uint32_t scale = isa::encode(dst_t, std::ldexp(1.0, dst_bias - bias));
+      result = f16 ? fmt::format("ab::hmul2(v, 0x{:08x}u)", pair(scale)) : fmt::format("ab::bfma2(v, 0x{:08x}u, 0x80008000u)", pair(scale));
+    }
+    // Special codes: compare the high-aligned magnitude bits of each half.
+    const std::uint32_t mag_hi = ((1u << (E + M)) - 1u) << (16 - N);
+    const std::uint32_t nan = f16 ? 0x7E00u : 0x7FC0u, inf = f16 ? 0x7C00u : 0x7F80u;
+    if (src_t.has_nan() && !src_t.has_inf())  // f8e4m3: S.1111.111
+      result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi, mag_hi, nan);
+    if (src_t.has_inf() && !f16) {  // f8e5m2 to bf16: exponent all ones is inf (m = 0) or NaN
+      const std::uint32_t exp_hi = ((1u << E) - 1u) << (16 - N + M);
+      result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi, exp_hi, inf);
+      for (std::uint32_t m = 1; m < (1u << M); ++m)
+        result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi,
+                             exp_hi | (m << (16 - N)), nan);
+    }
+    if (f16 && E == 5 && !src_t.has_inf()) {  // f6e5m0, f7e5m1: exponent 31 is finite >= 65536, which rounds to inf
+      const std::uint32_t exp_hi = ((1u << E) - 1u) << (16 - N + M);
+      for (std::uint32_t m = 0; m < (1u << M); ++m)
+        result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi,
+                             exp_hi | (m << (16 - N)), inf);
+    }
+    line("{}[{}] = {};", dst, j, result);
+    --indent_;
+    line("}}");
+  }
+  --indent_;
+  line("}}");
+}
+
+void Emitter::scalar_cast(const Instruction& inst) {
+  const TensorType& from = type(inst.operands[0].name);
+  const TensorType& to = type(inst.result);
+  const std::string src = value(inst.operands[0].name), dst = value(inst.result);
+  declare_tile(inst.result, to);
+  const int sb = from.dtype.bits(), db = to.dtype.bits();
+  const bool int_to_int = (from.dtype.is_integer() || from.dtype.is_bool()) && to.dtype.is_integer();
+  if (!(from.dtype == to.dtype) && from.dtype.bits() <= 8 && (to.dtype == DataType::f16() || to.dtype == DataType::bf16()))
+    fallbacks_.push_back(fmt::format("{}: cast {} -> {}: per element", inst.location, from.dtype.name(), to.dtype.name()));
+  std::string code = fmt::format("ab::get<{}>({}, s)", sb, src);
+  std::string converted;
+  if (from.dtype == to.dtype) {
+    converted = code;
+  } else if (int_to_int) {
+    const std::string wide = from.dtype.is_signed() ? fmt::format("ab::sext<{}>({})", sb, code) : fmt::format("(ab::i64)({})", code);
+    converted = fmt::format("ab::saturate_int<{}, {}>({})", db, to.dtype.is_signed() ? "true" : "false", wide);
+  } else {
+    converted = encode_f32(to.dtype, decode_f32(from.dtype, code));
+  }
+  line("#pragma unroll");
+  line("for (int s = 0; s < {}; ++s) ab::set<{}>({}, s, {});", to.layout->local_size(), db, dst, converted);
+}
+
+}  // namespace anybit::backend_cuda::detail
