@@ -23,6 +23,16 @@ if ((${#missing[@]})); then
     { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
 fi
 
+# A SASS disassembler for `vmc stats` (optional: everything falls back to PTX counts without it).
+if ! command -v nvdisasm >/dev/null && [ ! -x /usr/local/cuda/bin/nvdisasm ] && ! ls "$root"/.tools/nvidia/*/bin/nvdisasm >/dev/null 2>&1; then
+  if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check --target "$root/.tools" nvidia-cuda-nvdisasm >/dev/null 2>&1 ||
+      echo "anybit setup: note: could not install nvdisasm from PyPI; vmc stats will report PTX counts only"
+  else
+    echo "anybit setup: note: no pip to install nvdisasm; vmc stats will report PTX counts only"
+  fi
+fi
+
 cuda_hint=()
 if [ -d /usr/local/cuda ]; then cuda_hint=(-DCUDAToolkit_ROOT=/usr/local/cuda); fi
 if ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ] && [ -z "${CUDAToolkit_ROOT:-}" ]; then

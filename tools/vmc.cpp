@@ -11,6 +11,7 @@
 #include "backend_cuda/cache.h"
 #include "backend_cuda/nvrtc.h"
 #include "backend_cuda/ptx_stats.h"
+#include "backend_cuda/sass.h"
 #include "isa/bitpack.h"
 #include "passes/pipeline.h"
 #include "isa/dtype.h"
@@ -235,6 +236,15 @@ int cmd_compile(const std::string& file, const std::string& arch, const std::str
   return 0;
 }
 
+std::string sass_json(const backend_cuda::CompiledKernel& compiled) {
+  const auto nvdisasm = backend_cuda::find_disassembler();
+  if (!nvdisasm || compiled.cubin.empty()) return "null";
+  std::vector<std::string> ops;
+  for (const auto& [op, n] : backend_cuda::sass_opcode_counts(backend_cuda::disassemble(compiled.cubin, *nvdisasm)))
+    ops.push_back(fmt::format("\"{}\": {}", op, n));
+  return fmt::format("{{{}}}", fmt::join(ops, ", "));
+}
+
 int cmd_stats(const std::string& file, const std::string& arch, bool json, const std::vector<std::string>& assume) {
   const auto p = load(file);
   const auto lowered = lower(p, assume);
@@ -251,10 +261,10 @@ int cmd_stats(const std::string& file, const std::string& arch, bool json, const
     }
     fmt::print("{{\"kernel\": \"{}\", \"arch\": \"{}\", \"threads\": {}, \"registers\": {}, \"spill_store_bytes\": {}, "
                "\"spill_load_bytes\": {}, \"stack_bytes\": {}, \"dynamic_shared_bytes\": {}, \"static_shared_bytes\": {}, "
-               "\"ptx_instructions\": {{{}}}, \"fallbacks\": [{}], \"sass\": null}}\n",
+               "\"ptx_instructions\": {{{}}}, \"fallbacks\": [{}], \"sass_instructions\": {}}}\n",
                lowered.kernel.name, arch, lowered.kernel.threads, s.registers, s.spill_store_bytes, s.spill_load_bytes,
                s.stack_bytes, lowered.kernel.shared_bytes, s.static_shared_bytes, fmt::join(ops, ", "),
-               fmt::join(fallbacks, ", "));
+               fmt::join(fallbacks, ", "), sass_json(compiled));
     return 0;
   }
   fmt::print("kernel {} for {} (NVRTC {}): {} threads per block\n", lowered.kernel.name, arch, backend_cuda::nvrtc_version(),
@@ -273,7 +283,15 @@ int cmd_stats(const std::string& file, const std::string& arch, bool json, const
     fmt::print("scalar fallbacks:\n");
     for (const auto& f : lowered.kernel.fallbacks) fmt::print("  {}\n", f);
   }
-  fmt::print("SASS: not analysed (no disassembler wired in yet); counts above are PTX\n");
+  if (const auto nvdisasm = backend_cuda::find_disassembler()) {
+    const auto sass = backend_cuda::sass_opcode_counts(backend_cuda::disassemble(compiled.cubin, *nvdisasm));
+    int n = 0;
+    for (const auto& [op, c] : sass) n += c;
+    fmt::print("SASS instructions: {} ({})\n", n, *nvdisasm);
+    for (const auto& [op, c] : sass) fmt::print("  {:>6}  {}\n", c, op);
+  } else {
+    fmt::print("SASS: no nvdisasm found (tools/setup.sh installs one from the nvidia-cuda-nvdisasm wheel); counts above are PTX\n");
+  }
   return 0;
 }
 

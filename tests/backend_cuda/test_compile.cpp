@@ -8,6 +8,7 @@
 
 #include "backend_cuda/nvrtc.h"
 #include "backend_cuda/ptx_stats.h"
+#include "backend_cuda/sass.h"
 #include "isa/error.h"
 #include "passes/pipeline.h"
 #include "programs/examples.h"
@@ -136,4 +137,18 @@ TEST_CASE("low-bit casts to f16 and bf16 are vectorized: no per-element conversi
       CHECK(count_prefix(counts, "bra") == 0);
     }
   }
+}
+
+TEST_CASE("SASS of the tiled matmul: 16-byte LDGSTS and HMMA, when a disassembler is installed") {
+  const auto nvdisasm = backend_cuda::find_disassembler();
+  if (!nvdisasm) {
+    MESSAGE("skipped: no nvdisasm found (tools/setup.sh installs one from the nvidia-cuda-nvdisasm wheel)");
+    return;
+  }
+  const auto c = backend_cuda::compile(lowered(programs::tiled_matmul(), {{"K", 16}, {"N", 16}}), {"sm_80"});
+  const auto counts = backend_cuda::sass_opcode_counts(backend_cuda::disassemble(c.cubin, *nvdisasm));
+  CHECK(count_prefix(counts, "LDGSTS.E.BYPASS.128") > 0);
+  CHECK(count_prefix(counts, "HMMA.16816.F32") > 0);
+  CHECK(count_prefix(counts, "STL") == 0);
+  CHECK(count_prefix(counts, "LDL") == 0);
 }

@@ -8,6 +8,7 @@
 #include "backend_cuda/emit.h"
 #include "backend_cuda/nvrtc.h"
 #include "backend_cuda/ptx_stats.h"
+#include "backend_cuda/sass.h"
 #include "isa/error.h"
 #include "layout/mma_layouts.h"
 #include "passes/pipeline.h"
@@ -128,4 +129,16 @@ $L__BB0_1:
   CHECK(counts.at("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32") == 1);
   CHECK(counts.at("ret") == 1);
   CHECK(counts.size() == 5);
+}
+
+TEST_CASE("SASS opcodes are counted with predicates stripped") {
+  const auto counts = backend_cuda::sass_opcode_counts(read("tests/backend_cuda/data/sample.sass"));
+  CHECK(counts.at("HMMA.16816.F32") == 2);
+  CHECK(counts.at("LDGSTS.E.BYPASS.128.ZFILL") == 1);
+  CHECK(counts.at("BRA") == 2);
+  CHECK(counts.at("IMAD.MOV.U32") == 1);
+  CHECK(counts.at("DEPBAR.LE") == 1);
+  int total = 0;
+  for (const auto& [op, n] : counts) total += n;
+  CHECK(total == 11);
 }

@@ -2,6 +2,8 @@
 // the same inputs: bit-exact for every kernel without cross-thread intrinsics (sim tier).
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include "backend_cuda/host_run.h"
 #include "isa/bitpack.h"
 #include "isa/error.h"
@@ -20,12 +22,14 @@ namespace {
 // Runs the program on the interpreter and as an emitted kernel; every element of every buffer must have
 // the same code, except that any NaN matches any NaN (payloads are not part of the VM's semantics).
 void check_same(const vm::Program& p, const std::map<std::string, std::int64_t>& scalars, std::uint64_t seed,
-                std::map<std::string, std::int64_t> divisibility = {}) {
+                std::map<std::string, std::int64_t> divisibility = {},
+                const std::function<void(vm::HostBuffers&)>& prepare = {}) {
   passes::PipelineOptions options;
   options.emit.divisibility = std::move(divisibility);
   const auto kernel = passes::run_pipeline(p, options).kernel;
   const auto host = backend_cuda::HostKernel::build(p, kernel);
   auto reference = vm::random_buffers(p, scalars, seed);
+  if (prepare) prepare(reference);
   auto emitted = reference;
   vm::interpret(p, vm::as_arguments(reference, scalars));
   host.launch(vm::as_arguments(emitted, scalars));
@@ -87,10 +91,19 @@ TEST_CASE("vector_add: emitted kernel == interpreter, scalar and vector paths") 
   check_same(programs::vector_add(), {{"n", 1000}}, 3, {{"n", 8}});
 }
 
-TEST_CASE("dequant of packed codes: every format to f16, bf16 and f32, bit-exact") {
+TEST_CASE("dequant of packed codes: every code of every format to f16, bf16 and f32, bit-exact") {
+  // Each format's 256 slots hold the codes 0, 1, 2, ... in stream order, so every code of every width
+  // up to 8 bits goes through the emitter at least once.
+  auto every_code = [](vm::HostBuffers& buffers) {
+    for (DataType code : isa::all_dtypes()) {
+      if (code.bits() > 8 || code.is_bool()) continue;
+      auto& q = buffers.at("q_" + code.name());
+      for (std::size_t i = 0; i < 256; ++i) isa::write_code(q, i, code.bits(), static_cast<std::uint32_t>(i) & code.code_mask());
+    }
+  };
   for (DataType out : {DataType::f16(), DataType::bf16(), DataType::f32()}) {
     CAPTURE(out.name());
-    check_same(dequant_all(out), {}, 4);
+    check_same(dequant_all(out), {}, 4, {}, every_code);
   }
 }
 
