@@ -56,7 +56,7 @@ std::string Emitter::expr(const Expr& e) const {
   return fmt::format("({} {} {})", expr(e.lhs()), op, expr(e.rhs()));
 }
 
-std::vector<std::string> Emitter::thread_base(const RegisterLayout& l) const {
+std::vector<std::string> Emitter::thread_base(const RegisterLayout& l, const std::string& tid) const {
   const auto& modes = l.modes();
   std::vector<std::int64_t> thread_stride(modes.size(), 0);
   std::int64_t stride = 1;
@@ -72,7 +72,7 @@ std::vector<std::string> Emitter::thread_base(const RegisterLayout& l) const {
     for (auto it = dim.rbegin(); it != dim.rend(); ++it) {
       const int m = *it;
       if (std::find(l.spatial().begin(), l.spatial().end(), m) != l.spatial().end()) {
-        std::string coord = thread_stride[m] == 1 ? "tid" : fmt::format("tid / {}", thread_stride[m]);
+        std::string coord = thread_stride[m] == 1 ? tid : fmt::format("{} / {}", tid, thread_stride[m]);
         if (thread_stride[m] * modes[m].size != threads) coord = fmt::format("({}) % {}", coord, modes[m].size);
         terms.push_back(weight == 1 ? fmt::format("({})", coord) : fmt::format("({}) * {}", coord, weight));
       }

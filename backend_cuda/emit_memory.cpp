@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "backend_cuda/emitter.h"
+#include "passes/ldmatrix.h"
 
 namespace anybit::backend_cuda::detail {
 
@@ -131,6 +132,37 @@ void Emitter::load_shared(const Instruction& inst) {
   const std::string base = value(inst.operands[0].name), dst = value(inst.result);
   const int bits = t.dtype.bits();
   declare_tile(inst.result, t);
+  if (const auto plan = passes::plan_ldmatrix(*t.layout, t.dtype, *sh.shared, inst.operands[0].index, div_)) {
+    // Lane L gives the address of row L % 8 of block L / 8 of each instruction's blocks.
+    line("{{");
+    ++indent_;
+    const auto warp = thread_base(*t.layout, "(tid & ~31u)");
+    const auto origin0 = t.layout->logical_index(0, 0);
+    for (int d = 0; d < 2; ++d)
+      line("const ab::i64 w{} = {} + {} - {};", d, expr(inst.operands[0].index[d]), warp[d], origin0[d]);
+    line("const ab::i64 lane = tid % 32;");
+    std::size_t q0 = 0;
+    for (int count : plan->counts) {
+      // The block origin for this lane's block, as selects (an indexed array would live in local memory).
+      std::string row = std::to_string(plan->origins[q0 + count - 1][0]), col = std::to_string(plan->origins[q0 + count - 1][1]);
+      for (int m = count - 2; m >= 0; --m) {
+        row = fmt::format("m == {} ? {} : {}", m, plan->origins[q0 + m][0], row);
+        col = fmt::format("m == {} ? {} : {}", m, plan->origins[q0 + m][1], col);
+      }
+      line("{{");
+      ++indent_;
+      line("const ab::i64 m = (lane / 8) % {};", count);
+      line("const ab::i64 row = {}, col = {};", row, col);
+      const std::string off = shared_offset(sh, {"(w0 + row + lane % 8)", "(w1 + col)"});
+      line("ab::ldmatrix<{}, {}>(&{}[{}], {} + ({}) * 2);", count, plan->trans ? "true" : "false", dst, q0, base, off);
+      --indent_;
+      line("}}");
+      q0 += static_cast<std::size_t>(count);
+    }
+    --indent_;
+    line("}}");
+    return;
+  }
   const int w = passes::vector_width(*t.layout, shared_access(sh, bits, inst.operands[0].index), div_);
   open_indices(*this, *t.layout, inst.operands[0].index);
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {

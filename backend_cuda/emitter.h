@@ -32,7 +32,7 @@ class Emitter {
   const TensorType& type(const std::string& vm_name) const { return typing_.values.at(vm_name); }
   [[noreturn]] void unsupported(const Instruction& inst, const std::string& why) const;
   // Per-dimension C expressions of the thread-dependent part of a tile's indices (`tid` based).
-  std::vector<std::string> thread_base(const RegisterLayout& l) const;
+  std::vector<std::string> thread_base(const RegisterLayout& l, const std::string& tid = "tid") const;
   // C condition true on the one replica of each element (threads whose replication coordinates are 0).
   std::string first_replica(const RegisterLayout& l) const;
   static int words(const TensorType& t);

@@ -93,6 +93,11 @@ TEST_CASE("instruction selection is visible in the PTX") {
   CHECK(mm.ptx.find("cp.async.cg.shared.global [%r") != std::string::npos);
   CHECK(counts["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"] > 0);
   CHECK(counts["cp.async.commit_group"] > 0);
+  // Fragments read from shared memory in the m8n8 arrangement: ldmatrix (x4 for A, x2.trans for B).
+  CHECK(counts["ldmatrix.sync.aligned.m8n8.x4.shared.b16"] > 0);
+  CHECK(counts["ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16"] > 0);
+  CHECK(count_prefix(counts, "ld.shared") == 0);
+  CHECK(mm.stats.stack_bytes == 0);
   // 24 bits of int3 codes per lane: loaded as bytes, then viewed without moving bits.
   const auto dq = backend_cuda::compile(lowered(programs::dequant_fragment(isa::DataType::signed_int(3), isa::DataType::f16())), {"sm_80"});
   CHECK(backend_cuda::ptx_opcode_counts(dq.ptx)["ld.global.u8"] == 3);
@@ -149,6 +154,8 @@ TEST_CASE("SASS of the tiled matmul: 16-byte LDGSTS and HMMA, when a disassemble
   const auto counts = backend_cuda::sass_opcode_counts(backend_cuda::disassemble(c.cubin, *nvdisasm));
   CHECK(count_prefix(counts, "LDGSTS.E.BYPASS.128") > 0);
   CHECK(count_prefix(counts, "HMMA.16816.F32") > 0);
+  CHECK(count_prefix(counts, "LDSM.16.M88.4") > 0);
+  CHECK(count_prefix(counts, "LDSM.16.MT88.2") > 0);
   CHECK(count_prefix(counts, "STL") == 0);
   CHECK(count_prefix(counts, "LDL") == 0);
 }

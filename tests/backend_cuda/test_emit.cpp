@@ -12,6 +12,7 @@
 #include "isa/error.h"
 #include "layout/mma_layouts.h"
 #include "passes/pipeline.h"
+#include "passes/ldmatrix.h"
 #include "passes/vectorize.h"
 #include "programs/examples.h"
 
@@ -141,4 +142,33 @@ TEST_CASE("SASS opcodes are counted with predicates stripped") {
   int total = 0;
   for (const auto& [op, n] : counts) total += n;
   CHECK(total == 11);
+}
+
+TEST_CASE("ldmatrix is planned exactly for tiles in the m8n8 register arrangement") {
+  passes::Divisibility div;
+  const auto smem = SharedLayout::row_major({64, 64});
+  const std::vector<isa::Expr> at = {0, 0};
+  const isa::DataType f16 = isa::DataType::f16();
+  // mma A fragments: four 8x8 blocks per warp, not transposed.
+  auto a = passes::plan_ldmatrix(mma_m16n8k16_a(), f16, smem, at, div);
+  REQUIRE(a.has_value());
+  CHECK_FALSE(a->trans);
+  CHECK(a->counts == std::vector<int>{4});
+  CHECK(a->origins == std::vector<std::array<std::int64_t, 2>>{{0, 0}, {8, 0}, {0, 8}, {8, 8}});
+  // mma B fragments (k x n, k rows in shared): two blocks, transposed.
+  auto b = passes::plan_ldmatrix(mma_m16n8k16_b(), f16, smem, at, div);
+  REQUIRE(b.has_value());
+  CHECK(b->trans);
+  CHECK(b->counts == std::vector<int>{2});
+  // Warps arranged through spatial modes keep the plan; two A fragments per warp need 8 registers.
+  auto wide = passes::plan_ldmatrix(spatial({2, 2}) * local({2, 1}) * mma_m16n8k16_a(), f16, SharedLayout::row_major({64, 32}), at, div);
+  REQUIRE(wide.has_value());
+  CHECK(wide->counts == std::vector<int>{4, 4});
+  // Not ldmatrix: 32-bit elements, thread-contiguous rows, unaligned offsets or rows, narrow swizzle.
+  CHECK_FALSE(passes::plan_ldmatrix(mma_m16n8k16_c(), isa::DataType::f32(), smem, at, div));
+  CHECK_FALSE(passes::plan_ldmatrix(spatial({8, 4}) * local({2, 4}), f16, smem, at, div));
+  CHECK_FALSE(passes::plan_ldmatrix(mma_m16n8k16_a(), f16, smem, {0, 4}, div));
+  CHECK_FALSE(passes::plan_ldmatrix(mma_m16n8k16_a(), f16, SharedLayout({64, 64}, {68, 1}), at, div));
+  CHECK_FALSE(passes::plan_ldmatrix(mma_m16n8k16_a(), f16, SharedLayout::row_major({64, 64}, Swizzle{3, 2, 3}), at, div));
+  CHECK(passes::plan_ldmatrix(mma_m16n8k16_a(), f16, SharedLayout::row_major({64, 64}, Swizzle{3, 3, 3}), at, div));
 }
