@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "isa/error.h"
+#include "passes/infer_layouts.h"
 #include "vm/verifier.h"
 
 namespace anybit::passes {
@@ -34,8 +35,10 @@ PipelineResult run_pipeline(const vm::Program& input, const PipelineOptions& opt
   // 00: the input must verify before any pass may assume the verifier's guarantees.
   vm::verify(r.program);
   dump(dir, "00_input.vm", vm::print(r.program));
-  // Passes in order (each verified after it runs in debug builds) go here; layout inference comes first
-  // because every later decision reads concrete layouts.
+  // 01: layout inference first: every later decision (vector widths, ldmatrix, mma fragments) reads
+  // concrete layouts. The pass verifies its own output.
+  r.program = infer_layouts(r.program);
+  dump(dir, "01_infer_layouts.vm", vm::print(r.program));
   // Emission last: it reads the final program only.
   r.kernel = backend_cuda::emit_cuda(r.program, options.emit);
   dump(dir, r.kernel.name + ".cu", r.kernel.source);

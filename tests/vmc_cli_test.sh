@@ -86,6 +86,10 @@ expect_ok "stats" '^registers [0-9]+, spill stores 0 bytes, spill loads 0 bytes'
 expect_ok "stats counts mma" 'mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32' -- "$vmc" stats examples/tiled_matmul.vm
 expect_ok "stats --json" '^\{"kernel": "tiled_matmul", "arch": "sm_90", "threads": 128, "registers": [0-9]+' -- "$vmc" stats examples/tiled_matmul.vm --arch sm_90 --json --no-cache
 
+sed 's/ @ spatial(64) \* local(4)//' examples/vector_add.vm >"$tmp/open.vm"
+expect_ok "interp infers open layouts" '^c +4000 bytes' -- "$vmc" interp "$tmp/open.vm" --param n=1000 --random-inputs 1
+expect_ok "compile --emit vm shows inferred layouts" '%x = load_global %va\[base\] : f32\[256\] @ spatial\(64\) \* local\(4\)' -- "$vmc" compile "$tmp/open.vm" --emit vm
+
 expect_ok "demo passes" '^demo: PASS$' -- "$vmc" demo
 
 if [ "$failures" != 0 ]; then echo "$failures vmc check(s) failed"; exit 1; fi

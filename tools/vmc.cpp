@@ -13,6 +13,7 @@
 #include "backend_cuda/ptx_stats.h"
 #include "backend_cuda/sass.h"
 #include "isa/bitpack.h"
+#include "passes/infer_layouts.h"
 #include "passes/pipeline.h"
 #include "isa/dtype.h"
 #include "isa/error.h"
@@ -155,7 +156,7 @@ std::map<std::string, std::int64_t> parse_params(const vm::Program& p, const std
 
 int cmd_interp(const std::string& file, const std::vector<std::string>& params, std::uint64_t seed,
                const std::string& dump, bool force) {
-  const auto p = load(file);
+  const auto p = passes::infer_layouts(load(file));  // open register layouts get the compiler's choice
   const auto scalars = parse_params(p, params);
   auto buffers = vm::random_buffers(p, scalars, seed);
   vm::interpret(p, vm::as_arguments(buffers, scalars));

@@ -116,7 +116,7 @@ class BlockRunner {
   }
 
   RegisterTile make_tile(const TensorType& t, const Instruction& inst) {
-    if (!t.layout) fail(inst, "the register layout is open; run layout inference before interpreting");
+    if (!t.layout) fail(inst, "the register layout is open; run passes::infer_layouts first (vmc interp does)");
     RegisterTile tile{t, {}};
     tile.threads.assign(t.layout->num_threads(),
                         std::vector<std::uint8_t>(isa::packed_bytes(t.layout->local_size(), t.dtype.bits()), 0));
