@@ -2,6 +2,7 @@
 
 #include <nvrtc.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -110,6 +111,17 @@ KernelStats parse_ptxas_log(const std::string& log) {
   return s;
 }
 
+std::int64_t shared_memory_limit(const std::string& arch) {
+  // CUDA C Programming Guide, "Technical Specifications per Compute Capability" (maximum per block,
+  // opt-in): 8.0 and 8.7: 163 KiB; 8.6 and 8.9: 99 KiB; 9.0, 10.x: 227 KiB; 12.x: 99 KiB.
+  static const std::regex number(R"((?:sm|compute)_(\d+))");
+  std::smatch m;
+  const int cc = std::regex_search(arch, m, number) ? std::stoi(m[1].str()) : 80;
+  if (cc == 80 || cc == 87) return 163 * 1024;
+  if (cc >= 90 && cc < 120) return 227 * 1024;
+  return 99 * 1024;
+}
+
 std::string nvrtc_version() {
   int major = 0, minor = 0;
   nvrtcVersion(&major, &minor);
@@ -133,6 +145,9 @@ CompiledKernel compile(const EmittedKernel& kernel, const CompileOptions& option
                             "compute_XX for PTX only",
                             options.arch));
   const bool real = options.arch.starts_with("sm_");
+  if (kernel.shared_bytes > shared_memory_limit(options.arch))
+    throw Error(fmt::format("kernel '{}' needs {} bytes of shared memory; {} allows {} per block", kernel.name,
+                            kernel.shared_bytes, options.arch, shared_memory_limit(options.arch)));
   std::vector<std::string> args = {"--gpu-architecture=" + options.arch, "-std=c++17", "--device-as-default-execution-space"};
   if (real) args.push_back("--ptxas-options=-v");
   Program prog(kernel);
@@ -146,6 +161,11 @@ CompiledKernel compile(const EmittedKernel& kernel, const CompileOptions& option
                             "reproducer: {}",
                             kernel.name, options.arch, nvrtcGetErrorString(result), fmt::join(args, " "),
                             numbered(kernel.source), out.log, repro));
+  }
+  if (const char* dump = std::getenv("ANYBIT_DUMP_DIR"); dump && *dump) {
+    std::error_code ec;
+    std::filesystem::create_directories(dump, ec);
+    std::ofstream(std::filesystem::path(dump) / fmt::format("{}.{}.log", kernel.name, options.arch)) << out.log;
   }
   out.ptx = prog.ptx();
   if (real) {

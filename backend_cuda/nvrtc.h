@@ -1,6 +1,7 @@
 // NVRTC compilation of emitted kernels to PTX and cubin, with ptxas statistics. Needs no GPU.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct CompiledKernel {
 // anybit::Error on failure, with the numbered source, options and log, and the path of a reproducer
 // directory (kernel.cu, the runtime header and the nvcc command line).
 CompiledKernel compile(const EmittedKernel& kernel, const CompileOptions& options = {});
+
+// Dynamic shared memory one block may use on an architecture (opt-in maximum), in bytes.
+std::int64_t shared_memory_limit(const std::string& arch);
 
 // "13.0" for the linked NVRTC.
 std::string nvrtc_version();

@@ -159,3 +159,14 @@ TEST_CASE("SASS of the tiled matmul: 16-byte LDGSTS and HMMA, when a disassemble
   CHECK(count_prefix(counts, "STL") == 0);
   CHECK(count_prefix(counts, "LDL") == 0);
 }
+
+TEST_CASE("shared memory beyond the architecture's limit is refused before compiling") {
+  CHECK(backend_cuda::shared_memory_limit("sm_80") == 166912);
+  CHECK(backend_cuda::shared_memory_limit("sm_86") == 101376);
+  CHECK(backend_cuda::shared_memory_limit("sm_90a") == 232448);
+  auto k = lowered(programs::tiled_matmul());
+  k.shared_bytes = 120 * 1024;
+  CHECK_NOTHROW(backend_cuda::compile(k, {"sm_80"}));
+  CHECK_THROWS_WITH_AS(backend_cuda::compile(k, {"sm_86"}),
+                       doctest::Contains("needs 122880 bytes of shared memory; sm_86 allows 101376 per block"), Error);
+}
