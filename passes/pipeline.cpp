@@ -6,6 +6,7 @@
 
 #include "isa/error.h"
 #include "passes/infer_layouts.h"
+#include "passes/simplify.h"
 #include "vm/verifier.h"
 
 namespace anybit::passes {
@@ -39,6 +40,10 @@ PipelineResult run_pipeline(const vm::Program& input, const PipelineOptions& opt
   // concrete layouts. The pass verifies its own output.
   r.program = infer_layouts(r.program);
   dump(dir, "01_infer_layouts.vm", vm::print(r.program));
+  // 02: simplification after inference (it only rewrites expressions and control flow, never layouts) and
+  // before emission, whose vector-width and ldmatrix analyses read offsets as simplified expressions.
+  r.program = simplify(r.program);
+  dump(dir, "02_simplify.vm", vm::print(r.program));
   // Emission last: it reads the final program only.
   r.kernel = backend_cuda::emit_cuda(r.program, options.emit);
   dump(dir, r.kernel.name + ".cu", r.kernel.source);
