@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "isa/error.h"
 #include "layout/mma_layouts.h"
@@ -152,12 +153,51 @@ class Inference {
         });
         break;
       }
+      case Opcode::View: {
+        // Bytes <-> codes along the last dimension: the minor local mode of the last dimension scales by
+        // the ratio of the bit widths; threads and every other mode stay.
+        const std::string in = ops[0].name, out = inst.result;
+        const TensorType& ti = typing_.values.at(in);
+        const TensorType& to = *inst.type;
+        derivations_.push_back([this, in, out, ti, to, at] {
+          if (known(in) && !known(out)) {
+            if (auto l = rescale(get(in).layout, ti, to)) return assign(out, *l, at + " %" + out), true;
+          } else if (known(out) && !known(in)) {
+            if (auto l = rescale(get(out).layout, to, ti)) return assign(in, *l, at + " %" + in), true;
+          }
+          return false;
+        });
+        break;
+      }
       case Opcode::Dot: {
         const std::string c = ops[0].name, a = ops[1].name, b = ops[2].name;
         derivations_.push_back([this, a, b, c, at] { return dot(a, b, c, at); });
         break;
       }
       default: break;
+    }
+  }
+
+  // `l` (of type `from`) with its last dimension's minor local mode of size v replaced by
+  // v * from.bits / to.bits, when that gives `to`'s shape.
+  static std::optional<RegisterLayout> rescale(const RegisterLayout& l, const TensorType& from, const TensorType& to) {
+    const int rank = from.rank();
+    if (rank == 0 || to.rank() != rank) return std::nullopt;
+    for (int d = 0; d + 1 < rank; ++d)
+      if (from.shape[d] != to.shape[d]) return std::nullopt;
+    const std::int64_t bits_in = from.shape[rank - 1] * from.dtype.bits(), bits_out = to.shape[rank - 1] * to.dtype.bits();
+    if (bits_in != bits_out) return std::nullopt;
+    const auto& dim = l.dim_modes()[rank - 1];
+    if (dim.empty() || l.local().empty() || l.local().back() != dim.back()) return std::nullopt;
+    const std::int64_t v = l.modes()[dim.back()].size;
+    if ((v * from.dtype.bits()) % to.dtype.bits() != 0) return std::nullopt;
+    Shape unit(rank, 1), scaled(rank, 1);
+    unit[rank - 1] = v;
+    scaled[rank - 1] = v * from.dtype.bits() / to.dtype.bits();
+    try {
+      return layout::divide(l, layout::local(unit)) * layout::local(scaled);
+    } catch (const Error&) {
+      return std::nullopt;
     }
   }
 

@@ -131,3 +131,28 @@ TEST_CASE("conflicting layouts are an error naming both sources") {
 )", "c.vm");
   CHECK_THROWS_WITH_AS(passes::infer_layouts(q), doctest::Contains("layout conflict at c.vm:7:3: add"), Error);
 }
+
+TEST_CASE("views between bytes and codes rescale the minor local mode, both ways") {
+  const auto p = vm::parse(R"(program v(q: ptr<uint8>, o: ptr<f16>) grid(1) warps(1) {
+  %vq = global_view q {shape=[32, 3], strides=[3, 1]}
+  %vo = global_view o {shape=[32, 8], strides=[8, 1]}
+  %bytes = load_global %vq[0, 0] : uint8[32,3] @ spatial(32,1) * local(1,3)
+  %codes = view %bytes : int3[32,8]
+  %h = cast %codes {dtype=f16}
+  store_global %h, %vo[0, 0]
+}
+)");
+  const auto q = passes::infer_layouts(p);
+  CHECK(layout_of(q, "codes") == spatial({32, 1}) * local({1, 8}));
+  // Codes given, bytes open: the bytes get the matching layout.
+  const auto r = vm::parse(R"(program v(q: ptr<uint8>, o: ptr<f16>) grid(1) warps(1) {
+  %vq = global_view q {shape=[32, 3], strides=[3, 1]}
+  %vo = global_view o {shape=[32, 8], strides=[8, 1]}
+  %bytes = load_global %vq[0, 0] : uint8[32,3]
+  %codes = view %bytes : int3[32,8] @ spatial(32,1) * local(1,8)
+  %h = cast %codes {dtype=f16}
+  store_global %h, %vo[0, 0]
+}
+)");
+  CHECK(layout_of(passes::infer_layouts(r), "bytes") == spatial({32, 1}) * local({1, 3}));
+}
