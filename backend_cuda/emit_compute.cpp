@@ -111,18 +111,24 @@ void Emitter::reduce(const Instruction& inst) {
   const std::string& op = *inst.attrs.op;
   const DataType dt = in.dtype;
   const bool integer = dt.is_integer() || dt.is_bool();
-  // Cross-thread part: spatial modes of the reduced dimensions, combined by butterfly shuffles.
+  const std::int64_t threads = program_.threads();
+  // Threads holding parts of one result: the spatial modes of the reduced dimensions. Power-of-two modes
+  // inside a warp combine by butterfly shuffles; every other mode through shared memory.
   std::vector<std::int64_t> masks;
+  std::vector<std::pair<std::int64_t, std::int64_t>> exchanged;  // (thread stride, size)
   {
     std::int64_t stride = 1;
     for (auto it = l.spatial().rbegin(); it != l.spatial().rend(); ++it) {
       const auto& m = l.modes()[*it];
       if (m.dim >= 0 && std::find(dims.begin(), dims.end(), m.dim) != dims.end()) {
-        if ((m.size & (m.size - 1)) != 0 || stride * m.size > 32)
-          unsupported(inst, fmt::format("reducing over threads {} apart across a mode of size {} (only power-of-two "
-                                        "modes within a warp are lowered)",
-                                        stride, m.size));
-        for (std::int64_t b = stride; b < stride * m.size; b *= 2) masks.push_back(b);
+        const bool power_of_two = (m.size & (m.size - 1)) == 0;
+        if (power_of_two && stride < 32) {  // the part inside a warp by shuffles, the rest across warps
+          const std::int64_t inside = std::min(m.size, 32 / stride);
+          for (std::int64_t b = stride; b < stride * inside; b *= 2) masks.push_back(b);
+          if (m.size > inside) exchanged.emplace_back(stride * inside, m.size / inside);
+        } else {
+          exchanged.emplace_back(stride, m.size);
+        }
       }
       stride *= m.size;
     }
@@ -139,30 +145,63 @@ void Emitter::reduce(const Instruction& inst) {
     if (!integer) return decode_f32(dt, code);
     return dt.is_signed() ? fmt::format("ab::sext<{}>({})", dt.bits(), code) : fmt::format("(ab::i64)({})", code);
   };
+  // 32-bit transport of a partial result (integers are at most 32 bits wide).
+  auto to_bits = [&](const std::string& v) { return integer ? fmt::format("(ab::u32){}", v) : fmt::format("ab::as_u32({})", v); };
+  auto from_bits = [&](const std::string& b) {
+    if (!integer) return fmt::format("ab::as_float({})", b);
+    return dt.is_signed() ? fmt::format("(ab::i64)(ab::i32)({})", b) : fmt::format("(ab::i64)({})", b);
+  };
   // Local part: fold the thread's own slots that land on the same output slot.
-  std::vector<std::vector<std::int64_t>> groups(static_cast<std::size_t>(out.layout->local_size()));
+  const std::size_t outs = static_cast<std::size_t>(out.layout->local_size());
+  std::vector<std::vector<std::int64_t>> groups(outs);
   for (std::int64_t s = 0; s < l.local_size(); ++s) {
     Shape index = l.logical_index(0, s);
     for (int d : dims) index[d] = 0;
     groups[static_cast<std::size_t>(out.layout->map(index).local)].push_back(s);
   }
-  for (std::size_t o = 0; o < groups.size(); ++o) {
+  line("{{");
+  ++indent_;
+  for (std::size_t o = 0; o < outs; ++o) {
     std::string acc = element(groups[o][0]);
     for (std::size_t k = 1; k < groups[o].size(); ++k) acc = combine(acc, element(groups[o][k]));
-    line("{{");
-    ++indent_;
-    line("{} acc = {};", acc_type, acc);
-    for (auto mask : masks) {
-      if (integer)
-        line("acc = {};", combine("acc", fmt::format("(ab::i64)(ab::i32)ab::shfl_xor((ab::u32)acc, {})", mask)));
-      else
-        line("acc = {};", combine("acc", fmt::format("ab::as_float(ab::shfl_xor(ab::as_u32(acc), {}))", mask)));
-    }
-    const std::string code = integer ? fmt::format("ab::wrap<{}>(acc)", dt.bits()) : encode_f32(dt, "acc");
-    line("ab::set<{}>({}, {}, {});", dt.bits(), dst, o, code);
-    --indent_;
-    line("}}");
+    line("{} acc{} = {};", acc_type, o, acc);
+    for (auto mask : masks)
+      line("acc{} = {};", o, combine(fmt::format("acc{}", o), from_bits(fmt::format("ab::shfl_xor({}, {})", to_bits(fmt::format("acc{}", o)), mask))));
   }
+  if (!exchanged.empty()) {
+    // Every thread publishes its partials; each then combines its group's partials in the same order.
+    const std::int64_t offset = (typing_.shared.total_bytes + 127) / 128 * 128;
+    scratch_bytes_ = std::max(scratch_bytes_, offset + static_cast<std::int64_t>(outs) * threads * 4);
+    line("ab::u32* const scratch = (ab::u32*)(ab_smem + {});", offset);
+    std::string base = "(ab::i64)tid";
+    for (const auto& [stride, size] : exchanged) base += fmt::format(" - (ab::i64)((tid / {}) % {}) * {}", stride, size, stride);
+    line("const ab::i64 group = {};", base);
+    line("ab::bar_sync();");
+    for (std::size_t o = 0; o < outs; ++o) line("scratch[{} + tid] = {};", o * threads, to_bits(fmt::format("acc{}", o)));
+    line("ab::bar_sync();");
+    std::int64_t members = 1;
+    for (const auto& e : exchanged) members *= e.second;
+    for (std::size_t o = 0; o < outs; ++o) {
+      std::string acc;
+      for (std::int64_t k = 0; k < members; ++k) {
+        std::int64_t partner = 0, rest = k;
+        for (auto it = exchanged.rbegin(); it != exchanged.rend(); ++it) {
+          partner += (rest % it->second) * it->first;
+          rest /= it->second;
+        }
+        const std::string part = from_bits(fmt::format("scratch[{} + group + {}]", o * threads, partner));
+        acc = acc.empty() ? part : combine(acc, part);
+      }
+      line("acc{} = {};", o, acc);
+    }
+    line("ab::bar_sync();  // the scratch space is free again");
+  }
+  for (std::size_t o = 0; o < outs; ++o) {
+    const std::string code = integer ? fmt::format("ab::wrap<{}>(acc{})", dt.bits(), o) : encode_f32(dt, fmt::format("acc{}", o));
+    line("ab::set<{}>({}, {}, {});", dt.bits(), dst, o, code);
+  }
+  --indent_;
+  line("}}");
 }
 
 void Emitter::dot(const Instruction& inst) {

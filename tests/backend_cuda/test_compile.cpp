@@ -170,3 +170,24 @@ TEST_CASE("shared memory beyond the architecture's limit is refused before compi
   CHECK_THROWS_WITH_AS(backend_cuda::compile(k, {"sm_86"}),
                        doctest::Contains("needs 122880 bytes of shared memory; sm_86 allows 101376 per block"), Error);
 }
+
+TEST_CASE("reductions inside and across warps compile for integers and floats") {
+  for (const char* t : {"f32", "f16", "int8", "uint32"}) {
+    CAPTURE(t);
+    std::string text = R"(program r(x: ptr<T>, out: ptr<T>) grid(1) warps(4) {
+  %v = global_view x {shape=[8, 64], strides=[64, 1]}
+  %o = global_view out {shape=[1, 64], strides=[64, 1]}
+  %a = load_global %v[0, 0] : T[8,64] @ spatial(4,1) * local(2,1) * spatial(1,32) * local(1,2)
+  %s = reduce %a {dims=[0], op=max}
+  %t = reduce %a {dims=[0, 1], op=add}
+  store_global %s, %o[0, 0]
+}
+)";
+    for (std::size_t at; (at = text.find("T[")) != std::string::npos || (at = text.find("<T>")) != std::string::npos;)
+      text.replace(text[at] == '<' ? at + 1 : at, 1, t);
+    const auto k = lowered(vm::parse(text));
+    const auto c = backend_cuda::compile(k, {"sm_80"});
+    CHECK(c.stats.spill_store_bytes == 0);
+    CHECK(backend_cuda::ptx_opcode_counts(c.ptx)["bar.sync"] == 6);
+  }
+}

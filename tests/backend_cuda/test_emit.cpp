@@ -69,7 +69,7 @@ TEST_CASE("vector width follows contiguity and divisibility") {
   CHECK(passes::vector_width(spatial({32}) * local({32}), q, div) == 16);  // 16 x 4 bits per access: 8 bytes
 }
 
-TEST_CASE("unsupported lowerings are errors naming the instruction") {
+TEST_CASE("a reduction across warps goes through shared scratch memory beyond the plan") {
   const auto p = vm::parse(R"(program r(x: ptr<f32>, out: ptr<f32>) grid(1) warps(2) {
   %v = global_view x {shape=[64], strides=[1]}
   %o = global_view out {shape=[1], strides=[1]}
@@ -79,8 +79,11 @@ TEST_CASE("unsupported lowerings are errors naming the instruction") {
 }
 )",
                            "r.vm");
-  CHECK_THROWS_WITH_AS(backend_cuda::emit_cuda(p), doctest::Contains("r.vm:5:3: reduce: the CUDA backend cannot lower this yet"),
-                       Error);
+  const auto k = backend_cuda::emit_cuda(p);
+  CHECK(k.shared_bytes == 64 * 4);
+  CHECK(k.source.find("ab::shfl_xor") != std::string::npos);  // within warps first
+  CHECK(k.source.find("scratch[0 + group + 32]") != std::string::npos);  // then the other warp's partial
+  CHECK(k.source.find("256 bytes of shared memory (256 of them reduction scratch)") != std::string::npos);
 }
 
 TEST_CASE("the pipeline dumps the program and the kernel") {
