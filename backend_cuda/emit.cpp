@@ -138,6 +138,8 @@ void Emitter::body(const vm::Body& b) {
 
 void Emitter::instruction(const Instruction& inst) {
   line("// vm: {}", vm::print(inst));
+  line("AB_AT({});", instructions_.size());
+  instructions_.push_back(fmt::format("{}: {}", inst.location, isa::info(inst.opcode).name));
   const auto& ops = inst.operands;
   switch (inst.opcode) {
     case isa::Opcode::GlobalView: {
@@ -240,7 +242,7 @@ EmittedKernel Emitter::run() {
                                      "them reduction scratch).",
                                      program_.name, program_.warps, shared, shared - typing_.shared.total_bytes));
   }
-  return EmittedKernel{program_.name, out_, static_cast<int>(program_.threads()), shared, fallbacks_};
+  return EmittedKernel{program_.name, out_, static_cast<int>(program_.threads()), shared, fallbacks_, instructions_};
 }
 
 }  // namespace detail

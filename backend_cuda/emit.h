@@ -29,6 +29,8 @@ struct EmittedKernel {
   // Instructions lowered through a scalar path where a vector one is planned, one line each
   // ("cast int3 -> f16: per element"), for reports.
   std::vector<std::string> fallbacks;
+  // "location: opcode" of each VM instruction, indexed by the kernel's AB_AT markers.
+  std::vector<std::string> instructions;
 };
 
 // anybit::Error when the program uses something this backend cannot lower yet, naming the instruction.

@@ -64,7 +64,8 @@ class Emitter {
   std::string out_;
   int indent_ = 0;
   std::vector<std::string> fallbacks_;
-  std::int64_t scratch_bytes_ = 0;  // shared memory the kernel needs beyond the plan (reduction scratch)
+  std::int64_t scratch_bytes_ = 0;
+  std::vector<std::string> instructions_;  // shared memory the kernel needs beyond the plan (reduction scratch)
 
  private:
   void body(const vm::Body& b);

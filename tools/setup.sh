@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${ANYBIT_BUILD_DIR:-$root/build}"
 
-packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev libssl-dev)
+packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev libssl-dev libboost-context-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,6 +43,7 @@ struct SimThread {
   int thread = 0;
   int block[3] = {0, 0, 0};
   u8* shared = nullptr;
+  int instruction = -1;  // index of the VM instruction being executed (AB_AT)
 };
 extern thread_local SimThread* ab_sim_current;
 void ab_sim_bar_sync();
@@ -52,6 +53,16 @@ void ab_sim_cp_async_wait(int n);
 void ab_sim_ldmatrix(u32* d, const void* row, int count, bool trans);
 void ab_sim_mma(const char* shape_and_types, u32* d, const u32* a, const u32* b, const u32* c);
 u32 ab_sim_shfl_xor(u32 value, int lane_mask);
+// Every memory access of a CPU run: bounds (a launch buffer or the block's planned shared memory),
+// natural alignment of `align` bytes, and the traffic counters.
+void ab_sim_access(const void* p, int bytes, int align, bool write);
+#endif
+
+// Marks the VM instruction the following code implements (for error messages on the CPU; free on GPU).
+#if defined(__CUDA_ARCH__)
+#define AB_AT(index)
+#else
+#define AB_AT(index) (ab::ab_sim_current->instruction = (index))
 #endif
 
 // ---- thread and block indices, barrier
@@ -455,6 +466,7 @@ AB_DEVICE void ld_global(u32* dst, const void* src) {
     dst[0] = b & 0xFFu;
   }
 #else
+  ab_sim_access(src, BYTES, BYTES, false);
   if (BYTES >= 4) std::memcpy(dst, src, BYTES);
   else { dst[0] = 0; std::memcpy(dst, src, BYTES); }
 #endif
@@ -474,20 +486,29 @@ AB_DEVICE void st_global(void* dst, const u32* src) {
     asm volatile("st.global.u8 [%0], %1;" :: "l"(dst), "h"((unsigned short)(src[0] & 0xFF)) : "memory");
   }
 #else
+  ab_sim_access(dst, BYTES, BYTES, true);
   std::memcpy(dst, src, BYTES);
 #endif
 }
 // Sub-byte stores that may share a byte with other threads' codes: an atomic read-modify-write of the
 // aligned 32-bit word(s) holding bits [bit, bit + bits) of `base` (global or shared, bits <= 8).
+// On the GPU the word is whole (allocations are 256-byte granular); on the CPU only the bytes the bits
+// touch are written, so a buffer sized to its last code is never overrun.
 AB_DEVICE void store_bits_word(u8* base, i64 bit, int bits, u32 code) {
-  u32* word = (u32*)(base + ((bit >> 5) << 2));
   const int shift = (int)(bit & 31);
   const u32 mask = ((1u << bits) - 1u) << shift;
 #if defined(__CUDA_ARCH__)
+  u32* word = (u32*)(base + ((bit >> 5) << 2));
   atomicAnd(word, ~mask);
   atomicOr(word, (code << shift) & mask);
 #else
-  *word = (*word & ~mask) | ((code << shift) & mask);
+  u8* word = base + ((bit >> 5) << 2);
+  const int first = shift / 8, last = (shift + bits - 1) / 8;
+  ab_sim_access(word + first, last - first + 1, 1, true);
+  for (int b = first; b <= last; ++b) {
+    const u8 m = (u8)(mask >> (8 * b));
+    word[b] = (u8)((word[b] & ~m) | ((u8)(((code << shift) & mask) >> (8 * b)) & m));
+  }
 #endif
 }
 AB_DEVICE void store_bits(u8* base, i64 bit, int bits, u32 code) {
@@ -501,6 +522,9 @@ AB_DEVICE void store_bits(u8* base, i64 bit, int bits, u32 code) {
 }
 AB_DEVICE u32 load_bits(const u8* base, i64 bit, int bits) {
   const u8* p = base + (bit >> 3);
+#if !defined(__CUDA_ARCH__)
+  ab_sim_access(p, (int)(((bit & 7) + bits + 7) >> 3), 1, false);
+#endif
   u32 v = 0;
   const int span = (int)(((bit & 7) + bits + 7) >> 3);
   for (int i = 0; i < span; ++i) v |= (u32)p[i] << (8 * i);
@@ -510,6 +534,9 @@ AB_DEVICE u32 load_bits(const u8* base, i64 bit, int bits) {
 // ---- shared memory (generic addressing of the dynamic shared buffer)
 template <int BYTES>
 AB_DEVICE void ld_shared(u32* dst, const void* src) {
+#if !defined(__CUDA_ARCH__)
+  ab_sim_access(src, BYTES, BYTES, false);
+#endif
   if (BYTES >= 4) {
     for (int i = 0; i < BYTES / 4; ++i) dst[i] = ((const u32*)src)[i];
   } else if (BYTES == 2) {
@@ -520,6 +547,9 @@ AB_DEVICE void ld_shared(u32* dst, const void* src) {
 }
 template <int BYTES>
 AB_DEVICE void st_shared(void* dst, const u32* src) {
+#if !defined(__CUDA_ARCH__)
+  ab_sim_access(dst, BYTES, BYTES, true);
+#endif
   if (BYTES >= 4) {
     for (int i = 0; i < BYTES / 4; ++i) ((u32*)dst)[i] = src[i];
   } else if (BYTES == 2) {

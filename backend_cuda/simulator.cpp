@@ -1,0 +1,160 @@
+#include "backend_cuda/simulator.h"
+
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "backend_cuda/runtime/anybit_sim_abi.h"
+#include "isa/error.h"
+
+#ifndef ANYBIT_HOST_CXX
+#define ANYBIT_HOST_CXX "c++"
+#endif
+#ifndef ANYBIT_BOOST_CONTEXT
+#define ANYBIT_BOOST_CONTEXT "-lboost_context"
+#endif
+
+namespace anybit::backend_cuda {
+
+namespace {
+
+using LaunchFn = const char* (*)(const ab::sim::LaunchSpec* spec);
+
+// The kernel's typed call and the shared object's entry point.
+std::string glue(const vm::Program& p, const EmittedKernel& k) {
+  std::vector<std::string> args;
+  int i = 0;
+  for (const vm::Param& q : p.params) {
+    if (q.kind == vm::ParamKind::Pointer)
+      args.push_back(fmt::format("*(ab::u8**)args[{}]", i));
+    else
+      args.push_back(fmt::format("({})*(const long long*)args[{}]", q.kind == vm::ParamKind::I32 ? "int" : "long long", i));
+    ++i;
+  }
+  return fmt::format(R"CPP(
+static void anybit_call(void** args) {{ {}({}); }}
+
+extern "C" const char* anybit_sim_launch(const ab::sim::LaunchSpec* in) {{
+  static thread_local std::string error;
+  ab::sim::LaunchSpec spec = *in;
+  spec.kernel = &anybit_call;
+  error = ab::sim::run(spec);
+  return error.empty() ? nullptr : error.c_str();
+}}
+)CPP",
+                     k.name, fmt::join(args, ", "));
+}
+
+std::string run_command(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) throw Error(fmt::format("cannot run '{}'", command));
+  char buffer[4096];
+  while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  if (pclose(pipe) != 0) throw Error(fmt::format("the simulator's host compile failed ({}):\n{}", command, output));
+  return output;
+}
+
+}  // namespace
+
+std::string host_compiler_command() {
+  return std::string(ANYBIT_HOST_CXX) + " -std=c++17 -O1 -shared -fPIC -ffp-contract=off -fno-strict-aliasing -w";
+}
+
+struct SimKernel::Impl {
+  vm::Program program;
+  EmittedKernel kernel;
+  void* handle = nullptr;
+  LaunchFn launch = nullptr;
+  std::filesystem::path dir;
+  ~Impl() {
+    if (handle) dlclose(handle);
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+  }
+};
+
+SimKernel::SimKernel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SimKernel::~SimKernel() = default;
+SimKernel::SimKernel(SimKernel&&) noexcept = default;
+SimKernel& SimKernel::operator=(SimKernel&&) noexcept = default;
+
+SimKernel SimKernel::build(const vm::Program& program, const EmittedKernel& kernel) {
+  auto impl = std::make_unique<Impl>();
+  impl->program = program;
+  impl->kernel = kernel;
+  std::random_device rd;
+  impl->dir = std::filesystem::temp_directory_path() / fmt::format("anybit-sim-{}-{:08x}{:08x}", kernel.name, rd(), rd());
+  std::filesystem::create_directories(impl->dir);
+  std::ofstream(impl->dir / kRuntimeHeaderName) << runtime_header();
+  std::ofstream(impl->dir / "anybit_sim.h") << simulator_runtime();
+  std::ofstream(impl->dir / "anybit_sim_abi.h") << simulator_abi();
+  // The simulator runtime first: it defines the hooks the kernel's intrinsics call.
+  std::ofstream(impl->dir / "kernel.cpp") << "#include \"anybit_sim.h\"\n" << kernel.source << glue(program, kernel);
+  const auto so = impl->dir / "kernel.so";
+  run_command(fmt::format("{} -I'{}' '{}' -o '{}' '{}'", host_compiler_command(), impl->dir.string(),
+                          (impl->dir / "kernel.cpp").string(), so.string(), ANYBIT_BOOST_CONTEXT));
+  impl->handle = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!impl->handle) throw Error(fmt::format("cannot load the simulated kernel: {}", dlerror()));
+  impl->launch = reinterpret_cast<LaunchFn>(dlsym(impl->handle, "anybit_sim_launch"));
+  if (!impl->launch) throw Error("the simulated kernel has no anybit_sim_launch");
+  return SimKernel(std::move(impl));
+}
+
+SimCounters SimKernel::launch(const vm::Arguments& args, const SimOptions& options) const {
+  const vm::Program& p = impl_->program;
+  std::vector<void*> argv;
+  std::vector<long long> scalars(p.params.size());
+  std::vector<unsigned char*> pointers(p.params.size());
+  std::vector<ab::sim::Buffer> buffers;
+  for (std::size_t i = 0; i < p.params.size(); ++i) {
+    const vm::Param& q = p.params[i];
+    if (q.kind == vm::ParamKind::Pointer) {
+      auto it = args.buffers.find(q.name);
+      if (it == args.buffers.end()) throw Error(fmt::format("no buffer given for pointer parameter '{}'", q.name));
+      pointers[i] = it->second.data();
+      argv.push_back(&pointers[i]);
+      buffers.push_back({it->second.data(), it->second.size(), q.name.c_str()});
+    } else {
+      auto it = args.scalars.find(q.name);
+      if (it == args.scalars.end()) throw Error(fmt::format("no value given for parameter '{}'", q.name));
+      scalars[i] = it->second;
+      argv.push_back(&scalars[i]);
+    }
+  }
+  std::vector<const char*> instructions;
+  for (const auto& s : impl_->kernel.instructions) instructions.push_back(s.c_str());
+  const auto grid = vm::grid_size(p, args.scalars);
+  ab::sim::Counters counters{};
+  ab::sim::LaunchSpec spec{nullptr,
+                           argv.data(),
+                           impl_->kernel.threads,
+                           {grid[0], grid[1], grid[2]},
+                           static_cast<unsigned long long>(impl_->kernel.shared_bytes),
+                           buffers.data(),
+                           static_cast<int>(buffers.size()),
+                           instructions.data(),
+                           static_cast<int>(instructions.size()),
+                           options.seed,
+                           &counters};
+  if (const char* error = impl_->launch(&spec))
+    throw Error(fmt::format("kernel '{}' on the simulator: {}", p.name, error));
+  SimCounters out;
+  out.global_read_bytes = counters.global_read_bytes;
+  out.global_write_bytes = counters.global_write_bytes;
+  out.global_sectors = counters.global_sectors;
+  out.shared_read_bytes = counters.shared_read_bytes;
+  out.shared_write_bytes = counters.shared_write_bytes;
+  out.mma = counters.mma;
+  out.ldmatrix = counters.ldmatrix;
+  out.cp_async = counters.cp_async;
+  out.barriers = counters.barriers;
+  out.shuffles = counters.shuffles;
+  out.memory_instructions = counters.memory_instructions;
+  return out;
+}
+
+}  // namespace anybit::backend_cuda
