@@ -54,8 +54,9 @@ void ab_sim_ldmatrix(u32* d, const void* row, int count, bool trans);
 void ab_sim_mma(const char* shape_and_types, u32* d, const u32* a, const u32* b, const u32* c);
 u32 ab_sim_shfl_xor(u32 value, int lane_mask);
 // Every memory access of a CPU run: bounds (a launch buffer or the block's planned shared memory),
-// natural alignment of `align` bytes, and the traffic counters.
-void ab_sim_access(const void* p, int bytes, int align, bool write);
+// natural alignment of `align` bytes, shared-memory races, and the traffic counters.
+enum Access { kRead = 0, kWrite = 1, kAtomicWrite = 2 };
+void ab_sim_access(const void* p, int bytes, int align, int access);
 #endif
 
 // Marks the VM instruction the following code implements (for error messages on the CPU; free on GPU).
@@ -466,7 +467,7 @@ AB_DEVICE void ld_global(u32* dst, const void* src) {
     dst[0] = b & 0xFFu;
   }
 #else
-  ab_sim_access(src, BYTES, BYTES, false);
+  ab_sim_access(src, BYTES, BYTES, kRead);
   if (BYTES >= 4) std::memcpy(dst, src, BYTES);
   else { dst[0] = 0; std::memcpy(dst, src, BYTES); }
 #endif
@@ -486,7 +487,7 @@ AB_DEVICE void st_global(void* dst, const u32* src) {
     asm volatile("st.global.u8 [%0], %1;" :: "l"(dst), "h"((unsigned short)(src[0] & 0xFF)) : "memory");
   }
 #else
-  ab_sim_access(dst, BYTES, BYTES, true);
+  ab_sim_access(dst, BYTES, BYTES, kWrite);
   std::memcpy(dst, src, BYTES);
 #endif
 }
@@ -504,7 +505,7 @@ AB_DEVICE void store_bits_word(u8* base, i64 bit, int bits, u32 code) {
 #else
   u8* word = base + ((bit >> 5) << 2);
   const int first = shift / 8, last = (shift + bits - 1) / 8;
-  ab_sim_access(word + first, last - first + 1, 1, true);
+  ab_sim_access(word + first, last - first + 1, 1, kAtomicWrite);
   for (int b = first; b <= last; ++b) {
     const u8 m = (u8)(mask >> (8 * b));
     word[b] = (u8)((word[b] & ~m) | ((u8)(((code << shift) & mask) >> (8 * b)) & m));
@@ -523,7 +524,7 @@ AB_DEVICE void store_bits(u8* base, i64 bit, int bits, u32 code) {
 AB_DEVICE u32 load_bits(const u8* base, i64 bit, int bits) {
   const u8* p = base + (bit >> 3);
 #if !defined(__CUDA_ARCH__)
-  ab_sim_access(p, (int)(((bit & 7) + bits + 7) >> 3), 1, false);
+  ab_sim_access(p, (int)(((bit & 7) + bits + 7) >> 3), 1, kRead);
 #endif
   u32 v = 0;
   const int span = (int)(((bit & 7) + bits + 7) >> 3);
@@ -535,7 +536,7 @@ AB_DEVICE u32 load_bits(const u8* base, i64 bit, int bits) {
 template <int BYTES>
 AB_DEVICE void ld_shared(u32* dst, const void* src) {
 #if !defined(__CUDA_ARCH__)
-  ab_sim_access(src, BYTES, BYTES, false);
+  ab_sim_access(src, BYTES, BYTES, kRead);
 #endif
   if (BYTES >= 4) {
     for (int i = 0; i < BYTES / 4; ++i) dst[i] = ((const u32*)src)[i];
@@ -548,7 +549,7 @@ AB_DEVICE void ld_shared(u32* dst, const void* src) {
 template <int BYTES>
 AB_DEVICE void st_shared(void* dst, const u32* src) {
 #if !defined(__CUDA_ARCH__)
-  ab_sim_access(dst, BYTES, BYTES, true);
+  ab_sim_access(dst, BYTES, BYTES, kWrite);
 #endif
   if (BYTES >= 4) {
     for (int i = 0; i < BYTES / 4; ++i) ((u32*)dst)[i] = src[i];

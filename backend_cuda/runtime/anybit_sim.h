@@ -59,12 +59,20 @@ struct Thread {
   std::deque<std::vector<Copy>> groups;
 };
 
+// Shadow state of one shared byte for race detection: who wrote and read it since the last barrier.
+struct Shadow {
+  int write_epoch = -1, writer = -1;
+  int read_epoch = -1, reader = -1;  // reader -2: several threads
+};
+
 struct Launch {
   const LaunchSpec* spec;
   std::vector<Thread>* threads;
   u8* shared;
   int current = 0;
   std::string error;
+  std::vector<Shadow> shadow;
+  int epoch = 0;  // barriers passed in this block
 };
 
 inline thread_local Launch* launch = nullptr;
@@ -87,7 +95,34 @@ inline void yield(Wait w) {
   t.sink = std::move(t.sink).resume();
 }
 
-inline void check_access(const void* p, int bytes, int align, bool write) {
+inline void check_race(u64 offset, int bytes, int access) {
+  const int me_id = launch->current;
+  for (u64 b = offset; b < offset + (u64)bytes; ++b) {
+    Shadow& s = launch->shadow[b];
+    const bool written = s.write_epoch == launch->epoch && s.writer != me_id;
+    if (access == kRead) {
+      if (written)
+        fail("shared-memory race: reads byte " + std::to_string(b) + " that thread " + std::to_string(s.writer) +
+             " wrote since the last barrier (missing sync_threads?)");
+      if (s.read_epoch != launch->epoch) s.read_epoch = launch->epoch, s.reader = me_id;
+      else if (s.reader != me_id) s.reader = -2;
+    } else if (access == kWrite) {
+      if (written)
+        fail("shared-memory race: writes byte " + std::to_string(b) + " that thread " + std::to_string(s.writer) +
+             " also wrote since the last barrier");
+      if (s.read_epoch == launch->epoch && s.reader != me_id)
+        fail("shared-memory race: writes byte " + std::to_string(b) + " that " +
+             (s.reader == -2 ? std::string("other threads") : "thread " + std::to_string(s.reader)) +
+             " read since the last barrier (missing sync_threads?)");
+      s.write_epoch = launch->epoch;
+      s.writer = me_id;
+    }
+    // Atomic read-modify-writes of sub-byte codes by several threads are not races.
+  }
+}
+
+inline void check_access(const void* p, int bytes, int align, int access) {
+  const bool write = access != kRead;
   const u8* q = static_cast<const u8*>(p);
   Counters& k = *launch->spec->counters;
   ++k.memory_instructions;
@@ -97,6 +132,7 @@ inline void check_access(const void* p, int bytes, int align, bool write) {
       fail(std::to_string(bytes) + "-byte shared-memory access at offset " + std::to_string(offset) +
            " goes beyond the planned " + std::to_string(launch->spec->shared_bytes) + " bytes");
     if (reinterpret_cast<std::uintptr_t>(q) % (unsigned)align) fail("misaligned " + std::to_string(align) + "-byte shared-memory access at offset " + std::to_string(offset));
+    check_race(offset, bytes, access);
     (write ? k.shared_write_bytes : k.shared_read_bytes) += (u64)bytes;
     return;
   }
@@ -196,7 +232,7 @@ inline void compute_ldmatrix(std::vector<Thread*>& lanes) {
     for (int r = 0; r < 8; ++r) {
       Thread& src = *lanes[8 * q + r];
       launch->current = src.state.thread;
-      check_access(src.row, 16, 16, false);
+      check_access(src.row, 16, 16, kRead);
       const unsigned short* row = static_cast<const unsigned short*>(src.row);
       for (int c = 0; c < 8; ++c) m[q][r][c] = row[c];
     }
@@ -226,7 +262,7 @@ inline const char* kind_name(const Thread& t) {
 // Runs one block to completion; returns an error message or "".
 inline std::string run_block(const LaunchSpec& spec, const long long block[3], std::vector<u8>& shared, std::mt19937_64& rng) {
   std::vector<Thread> threads(spec.threads);
-  Launch l{&spec, &threads, shared.data(), 0, {}};
+  Launch l{&spec, &threads, shared.data(), 0, {}, std::vector<Shadow>(spec.shared_bytes + 1), 0};
   launch = &l;
   for (int i = 0; i < spec.threads; ++i) {
     Thread& t = threads[i];
@@ -292,6 +328,7 @@ inline std::string run_block(const LaunchSpec& spec, const long long block[3], s
     if (all_done) return "";
     if (at_barrier == spec.threads) {
       for (Thread& t : threads) t.wait = Wait::Running;
+      ++l.epoch;
       ++spec.counters->barriers;
       continue;
     }
@@ -328,7 +365,7 @@ inline std::string run(const LaunchSpec& spec) {
 
 // ---- the hooks the runtime header calls on the CPU
 
-void ab_sim_access(const void* p, int bytes, int align, bool write) { sim::check_access(p, bytes, align, write); }
+void ab_sim_access(const void* p, int bytes, int align, int access) { sim::check_access(p, bytes, align, access); }
 
 void ab_sim_bar_sync() { sim::yield(sim::Wait::Barrier); }
 
@@ -338,10 +375,10 @@ void ab_sim_cp_async(void* dst, const void* src, int bytes, int src_bytes) {
   sim::Copy copy{static_cast<u8*>(dst), std::vector<u8>((std::size_t)bytes, 0)};
   if (src_bytes > 0) {
     if ((reinterpret_cast<std::uintptr_t>(src) % (unsigned)bytes) != 0) sim::fail("misaligned " + std::to_string(bytes) + "-byte cp.async source");
-    sim::check_access(src, src_bytes, 1, false);
+    sim::check_access(src, src_bytes, 1, kRead);
     std::memcpy(copy.data.data(), src, (std::size_t)src_bytes);  // the rest is the zero-fill
   }
-  sim::check_access(dst, bytes, bytes, true);
+  sim::check_access(dst, bytes, bytes, kWrite);
   std::memset(dst, 0xFF, (std::size_t)bytes);  // poisoned until the issuing thread's wait_group
   sim::me().uncommitted.push_back(std::move(copy));
   ++sim::launch->spec->counters->cp_async;
@@ -356,7 +393,10 @@ void ab_sim_cp_async_commit() {
 void ab_sim_cp_async_wait(int n) {
   sim::Thread& t = sim::me();
   while ((int)t.groups.size() > n) {
-    for (const sim::Copy& c : t.groups.front()) std::memcpy(c.dst, c.data.data(), c.data.size());
+    for (const sim::Copy& c : t.groups.front()) {
+      sim::check_access(c.dst, (int)c.data.size(), 1, kWrite);  // the copy lands now, written by this thread
+      std::memcpy(c.dst, c.data.data(), c.data.size());
+    }
     t.groups.pop_front();
   }
 }

@@ -16,7 +16,7 @@ void ab_sim_cp_async_wait(int) {}
 void ab_sim_ldmatrix(u32*, const void*, int, bool) {}
 void ab_sim_mma(const char*, u32*, const u32*, const u32*, const u32*) {}
 u32 ab_sim_shfl_xor(u32 v, int) { return v; }
-void ab_sim_access(const void*, int, int, bool) {}
+void ab_sim_access(const void*, int, int, int) {}
 }  // namespace ab
 
 using anybit::isa::DataType;

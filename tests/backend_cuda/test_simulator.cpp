@@ -277,3 +277,28 @@ TEST_CASE("the simulator's checks: out of bounds, misaligned, barrier divergence
       raw_kernel("d", "if (ab::thread_idx() % 2) ab::shfl_xor(1u, 1); else ab::bar_sync();", 32));
   CHECK_THROWS_WITH_AS(split.launch(raw), doctest::Contains("lanes at different collectives"), Error);
 }
+
+TEST_CASE("a missing sync_threads between a shared store and another thread's load is a race") {
+  const std::string text = R"(program race(x: ptr<f32>, o: ptr<f32>) grid(1) warps(2) {
+  %v = global_view x {shape=[64], strides=[1]}
+  %w = global_view o {shape=[64], strides=[1]}
+  %s = alloc_shared : shared f32[64] @ row_major(64)
+  %t = load_global %v[0] : f32[64] @ spatial(64)
+  store_shared %t, %s[0]
+SYNC
+  %r = load_shared %s[0] : f32[64] @ local(2) * spatial(32) * replicated(2)
+  store_global %r, %w[0]
+}
+)";
+  auto program = [&](bool sync) {
+    std::string t = text;
+    t.replace(t.find("SYNC"), 4, sync ? "  sync_threads" : "");
+    return vm::parse(t, "race.vm");
+  };
+  const auto racy = program(false);
+  const auto sim = backend_cuda::SimKernel::build(racy, passes::run_pipeline(racy).kernel);
+  auto b = vm::random_buffers(racy, {}, 1);
+  CHECK_THROWS_WITH_AS(sim.launch(vm::as_arguments(b, {})), doctest::Contains("race.vm:8:3: load_shared"), Error);
+  CHECK_THROWS_WITH_AS(sim.launch(vm::as_arguments(b, {})), doctest::Contains("shared-memory race: reads byte"), Error);
+  check_same(program(true), {}, 2);
+}
