@@ -90,6 +90,14 @@ sed 's/ @ spatial(64) \* local(4)//' examples/vector_add.vm >"$tmp/open.vm"
 expect_ok "interp infers open layouts" '^c +4000 bytes' -- "$vmc" interp "$tmp/open.vm" --param n=1000 --random-inputs 1
 expect_ok "compile --emit vm shows inferred layouts" '%x = load_global %va\[base\] : f32\[256\] @ spatial\(64\) \* local\(4\)' -- "$vmc" compile "$tmp/open.vm" --emit vm
 
+expect_ok "run --sim --check interp (mma, ldmatrix, cp.async)" '^check against the interpreter .*: PASS$' -- "$vmc" run examples/tiled_matmul.vm --sim --param M=45 --param N=40 --param K=72 --random-inputs 3 --check interp --assume K%8 --assume N%8
+expect_ok "run --sim is bit-exact where no sums reorder" '^check against the interpreter \(bit-exact\): PASS$' -- "$vmc" run examples/dequant_int3.vm --sim --param blocks=3 --random-inputs 4 --check interp
+expect_ok "run --sim reports counters" '^simulated: global [0-9]+ bytes read' -- "$vmc" run examples/vector_add.vm --sim --param n=1000 --random-inputs 1
+if ! ls /dev/nvidia0 >/dev/null 2>&1; then
+  expect_error "run --gpu without a GPU says why" 'no CUDA driver|no GPU|did not initialize' -- "$vmc" run examples/vector_add.vm --gpu --param n=100 --random-inputs 1
+fi
+expect_error "run needs --sim or --gpu" 'needs --sim or --gpu' -- "$vmc" run examples/vector_add.vm --param n=100 --random-inputs 1
+
 expect_ok "demo passes" '^demo: PASS$' -- "$vmc" demo
 
 if [ "$failures" != 0 ]; then echo "$failures vmc check(s) failed"; exit 1; fi

@@ -10,7 +10,9 @@
 
 #include "backend_cuda/cache.h"
 #include "backend_cuda/nvrtc.h"
+#include "backend_cuda/gpu.h"
 #include "backend_cuda/ptx_stats.h"
+#include "backend_cuda/simulator.h"
 #include "backend_cuda/sass.h"
 #include "isa/bitpack.h"
 #include "passes/infer_layouts.h"
@@ -296,6 +298,75 @@ int cmd_stats(const std::string& file, const std::string& arch, bool json, const
   return 0;
 }
 
+bool uses_reordered_sums(const vm::Body& body) {
+  for (const auto& st : body) {
+    if (const auto* inst = std::get_if<isa::Instruction>(&st.node)) {
+      if (inst->opcode == isa::Opcode::Dot) return true;
+      if (inst->opcode == isa::Opcode::Reduce && *inst->attrs.op == "add") return true;
+    }
+    if (const auto* l = std::get_if<vm::For>(&st.node); l && uses_reordered_sums(l->body)) return true;
+    if (const auto* i = std::get_if<vm::If>(&st.node); i && (uses_reordered_sums(i->then_body) || uses_reordered_sums(i->else_body)))
+      return true;
+  }
+  return false;
+}
+
+// Compares every buffer element by element: equal codes (any NaN equals any NaN), or, where sums may be
+// ordered differently (mma, reductions), floats within 1e-4 * (1 + |reference|).
+bool compare_buffers(const vm::Program& p, const vm::HostBuffers& reference, const vm::HostBuffers& got) {
+  const bool tolerant = uses_reordered_sums(p.body);
+  bool ok = true;
+  for (const auto& q : p.params) {
+    if (q.kind != vm::ParamKind::Pointer) continue;
+    const auto& a = reference.at(q.name);
+    const auto& b = got.at(q.name);
+    const int bits = q.dtype.bits();
+    double worst = 0;
+    std::size_t worst_at = 0, mismatches = 0;
+    for (std::size_t i = 0; i < a.size() * 8 / bits; ++i) {
+      const auto ca = isa::read_code(a, i, bits), cb = isa::read_code(b, i, bits);
+      if (ca == cb || (isa::is_nan_code(q.dtype, ca) && isa::is_nan_code(q.dtype, cb))) continue;
+      const double va = isa::decode(q.dtype, ca), vb = isa::decode(q.dtype, cb), diff = std::fabs(va - vb);
+      const bool within = tolerant && q.dtype.is_float() && diff <= 1e-4 * (1 + std::fabs(va));
+      if (!within) ++mismatches;
+      if (!(diff <= worst)) worst = diff, worst_at = i;
+    }
+    fmt::print("{:<12} max |difference| {:<12.4g} at element {:<8} {}\n", q.name, worst, worst_at,
+               mismatches ? fmt::format("FAIL ({} elements differ)", mismatches) : "PASS");
+    ok = ok && mismatches == 0;
+  }
+  fmt::print("check against the interpreter ({}): {}\n", tolerant ? "floats within 1e-4 relative: sums reordered" : "bit-exact",
+             ok ? "PASS" : "FAIL");
+  return ok;
+}
+
+int cmd_run(const std::string& file, const std::vector<std::string>& params, std::uint64_t seed, const std::string& dump,
+            bool force, bool gpu, const std::string& check, const std::vector<std::string>& assume) {
+  const auto lowered = lower(load(file), assume);
+  const vm::Program& p = lowered.program;
+  const auto scalars = parse_params(p, params);
+  auto buffers = vm::random_buffers(p, scalars, seed);
+  const vm::HostBuffers inputs = buffers;
+  if (gpu) {
+    const auto run = backend_cuda::run_on_gpu(p, lowered.kernel, vm::as_arguments(buffers, scalars));
+    fmt::print("ran on {} in {:.3f} ms (CUDA events)\n", run.device, run.milliseconds);
+  } else {
+    const auto sim = backend_cuda::SimKernel::build(p, lowered.kernel);
+    const auto c = sim.launch(vm::as_arguments(buffers, scalars), {seed});
+    fmt::print("simulated: global {} bytes read, {} written ({} sectors); shared {} read, {} written; mma {}, ldmatrix {}, "
+               "cp.async {}, barriers {}, shuffles {}\n",
+               c.global_read_bytes, c.global_write_bytes, c.global_sectors, c.shared_read_bytes, c.shared_write_bytes, c.mma,
+               c.ldmatrix, c.cp_async, c.barriers, c.shuffles);
+  }
+  for (const auto& [name, bytes] : buffers)
+    fmt::print("{:<12} {:>10} bytes  fnv1a64 {:016x}\n", name, bytes.size(), vm::checksum(bytes));
+  if (!dump.empty()) vm::dump_buffers(buffers, dump, force);
+  if (check.empty()) return 0;
+  vm::HostBuffers reference = inputs;
+  vm::interpret(p, vm::as_arguments(reference, scalars));
+  return compare_buffers(p, reference, buffers) ? 0 : 1;
+}
+
 // The main job until the quantized matmul lands: run the example programs on the interpreter and check
 // them against the host references.
 int cmd_demo(std::uint64_t seed) {
@@ -409,6 +480,20 @@ int main(int argc, char** argv) {
   stats->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
   stats->add_flag("--no-cache", no_cache, "compile without the kernel cache");
 
+  bool on_sim = false, on_gpu = false;
+  std::string check_with;
+  auto* run = app.add_subcommand("run", "compile a .vm program and run it on the CPU simulator or the GPU");
+  run->add_option("file", file, ".vm file")->required()->check(CLI::ExistingFile);
+  auto* sim_flag = run->add_flag("--sim", on_sim, "run on the CPU simulator");
+  auto* gpu_flag = run->add_flag("--gpu", on_gpu, "run on GPU 0 (fails with the reason when there is none)");
+  sim_flag->excludes(gpu_flag);
+  run->add_option("--param", params, "integer parameter NAME=VALUE (repeatable)");
+  run->add_option("--random-inputs", seed, "seed for the input buffers (and the simulator's thread order)")->required();
+  run->add_option("--dump", dump, "write every buffer after the run to DIR/NAME.bin");
+  run->add_flag("--force", force, "let --dump replace existing files");
+  run->add_option("--check", check_with, "compare every buffer with the interpreter's")->check(CLI::IsMember({"interp"}));
+  run->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
+
   auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
   demo->add_option("--seed", seed, "input seed");
 
@@ -421,6 +506,10 @@ int main(int argc, char** argv) {
     if (*fmt_cmd) return cmd_fmt(file, in_place);
     if (*interp) return cmd_interp(file, params, seed, dump, force);
     if (*demo) return cmd_demo(seed);
+    if (*run) {
+      if (!on_sim && !on_gpu) throw Error("vmc run needs --sim or --gpu");
+      return cmd_run(file, params, seed, dump, force, on_gpu, check_with, assume);
+    }
     if (*compile) return cmd_compile(file, arch, emit, out, assume);
     if (*stats) return cmd_stats(file, arch, json, assume);
   } catch (const anybit::Error& e) {
