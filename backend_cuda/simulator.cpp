@@ -13,8 +13,8 @@
 #ifndef ANYBIT_HOST_CXX
 #define ANYBIT_HOST_CXX "c++"
 #endif
-#ifndef ANYBIT_BOOST_CONTEXT
-#define ANYBIT_BOOST_CONTEXT "-lboost_context"
+#ifndef ANYBIT_SIM_LIBRARY
+#error "ANYBIT_SIM_LIBRARY (the path of libanybit_sim.so) must be defined by the build"
 #endif
 
 namespace anybit::backend_cuda {
@@ -37,12 +37,12 @@ std::string glue(const vm::Program& p, const EmittedKernel& k) {
   return fmt::format(R"CPP(
 static void anybit_call(void** args) {{ {}({}); }}
 
+extern "C" const char* ab_sim_run(const ab::sim::LaunchSpec* spec);
+
 extern "C" const char* anybit_sim_launch(const ab::sim::LaunchSpec* in) {{
-  static thread_local std::string error;
   ab::sim::LaunchSpec spec = *in;
   spec.kernel = &anybit_call;
-  error = ab::sim::run(spec);
-  return error.empty() ? nullptr : error.c_str();
+  return ab_sim_run(&spec);
 }}
 )CPP",
                      k.name, fmt::join(args, ", "));
@@ -90,13 +90,15 @@ SimKernel SimKernel::build(const vm::Program& program, const EmittedKernel& kern
   impl->dir = std::filesystem::temp_directory_path() / fmt::format("anybit-sim-{}-{:08x}{:08x}", kernel.name, rd(), rd());
   std::filesystem::create_directories(impl->dir);
   std::ofstream(impl->dir / kRuntimeHeaderName) << runtime_header();
-  std::ofstream(impl->dir / "anybit_sim.h") << simulator_runtime();
   std::ofstream(impl->dir / "anybit_sim_abi.h") << simulator_abi();
-  // The simulator runtime first: it defines the hooks the kernel's intrinsics call.
-  std::ofstream(impl->dir / "kernel.cpp") << "#include \"anybit_sim.h\"\n" << kernel.source << glue(program, kernel);
+  // The kernel exactly as emitted, plus its typed call; the hooks its intrinsics call live in
+  // libanybit_sim.so.
+  std::ofstream(impl->dir / "kernel.cpp") << "#include \"anybit_sim_abi.h\"\n" << kernel.source << glue(program, kernel);
   const auto so = impl->dir / "kernel.so";
-  run_command(fmt::format("{} -I'{}' '{}' -o '{}' '{}'", host_compiler_command(), impl->dir.string(),
-                          (impl->dir / "kernel.cpp").string(), so.string(), ANYBIT_BOOST_CONTEXT));
+  const std::filesystem::path library = ANYBIT_SIM_LIBRARY;
+  run_command(fmt::format("{} -I'{}' '{}' -o '{}' '{}' -Wl,-rpath,'{}'", host_compiler_command(), impl->dir.string(),
+                          (impl->dir / "kernel.cpp").string(), so.string(), library.string(),
+                          library.parent_path().string()));
   impl->handle = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!impl->handle) throw Error(fmt::format("cannot load the simulated kernel: {}", dlerror()));
   impl->launch = reinterpret_cast<LaunchFn>(dlsym(impl->handle, "anybit_sim_launch"));

@@ -42,8 +42,7 @@ class SimKernel {
 
 // The host compiler command used for kernels.
 std::string host_compiler_command();
-// The simulator runtime and its ABI header, as text (written next to each kernel it compiles).
-const std::string& simulator_runtime();
+// The simulator's ABI header, as text (written next to each kernel it compiles).
 const std::string& simulator_abi();
 
 }  // namespace anybit::backend_cuda

@@ -1,5 +1,5 @@
-// anybit simulator runtime: compiled for the CPU into one shared object with an emitted kernel (never
-// by NVRTC). One fiber (Boost.Context) per CUDA thread; bar_sync is a block rendezvous; mma, ldmatrix and
+// anybit simulator runtime: compiled for the CPU into libanybit_sim.so (anybit_sim.cpp), which every
+// simulated kernel's shared object links (never seen by NVRTC). One fiber (Boost.Context) per CUDA thread; bar_sync is a block rendezvous; mma, ldmatrix and
 // shuffles are a rendezvous of a warp's 32 lanes, then computed once over every lane's registers from the
 // PTX fragment tables; cp.async destinations are poisoned at issue and written at the issuing thread's
 // wait_group; between rendezvous the fibers run in an order shuffled by the launch seed. Every memory
