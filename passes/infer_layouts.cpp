@@ -265,8 +265,11 @@ RegisterLayout default_layout(const Shape& shape, isa::DataType dtype, std::int6
   const int rank = static_cast<int>(shape.size());
   Shape outer(shape), spread(rank, 1), vector(rank, 1);
   if (rank > 0) {
-    // 16 bytes per thread along the last dimension (at least one element).
-    const std::int64_t per_vector = std::max<std::int64_t>(1, 128 / dtype.bits());
+    // Up to 16 bytes per thread along the last dimension, but never so wide that threads go idle.
+    std::int64_t total = 1;
+    for (auto s : shape) total *= s;
+    const std::int64_t per_vector =
+        std::max<std::int64_t>(1, std::min<std::int64_t>(128 / dtype.bits(), total / std::max<std::int64_t>(threads, 1)));
     vector[rank - 1] = largest_power_of_two_dividing(shape[rank - 1], per_vector);
     outer[rank - 1] /= vector[rank - 1];
   }

@@ -64,6 +64,20 @@ double round_to_odd_fma(double a, double b, double c) {
   return out;
 }
 
+// min and max: a NaN operand yields the other operand, and -0 < +0 (as the runtime's fmin_/fmax_).
+double vm_min(double a, double b) {
+  if (std::isnan(a)) return b;
+  if (std::isnan(b)) return a;
+  if (a != b) return a < b ? a : b;
+  return std::signbit(a) ? a : b;
+}
+double vm_max(double a, double b) {
+  if (std::isnan(a)) return b;
+  if (std::isnan(b)) return a;
+  if (a != b) return a > b ? a : b;
+  return std::signbit(a) ? b : a;
+}
+
 std::int64_t wrap(DataType t, std::int64_t v) {
   if (t.bits() >= 64) return v;
   const std::uint64_t mask = (std::uint64_t{1} << t.bits()) - 1;
@@ -389,8 +403,8 @@ class BlockRunner {
         case Opcode::Sub: r = x[0] - x[1]; break;
         case Opcode::Mul: r = x[0] * x[1]; break;
         case Opcode::Div: r = x[0] / x[1]; break;
-        case Opcode::Min: r = std::isnan(x[0]) ? x[1] : std::isnan(x[1]) ? x[0] : std::fmin(x[0], x[1]); break;
-        case Opcode::Max: r = std::isnan(x[0]) ? x[1] : std::isnan(x[1]) ? x[0] : std::fmax(x[0], x[1]); break;
+        case Opcode::Min: r = vm_min(x[0], x[1]); break;
+        case Opcode::Max: r = vm_max(x[0], x[1]); break;
         case Opcode::Fma: r = round_to_odd_fma(x[0], x[1], x[2]); break;
         case Opcode::Where: r = x[0] != 0 ? x[1] : x[2]; break;
         default: break;
@@ -413,7 +427,7 @@ class BlockRunner {
       Shape i = layout::delinearize(static_cast<std::int64_t>(k), in_shape);
       for (int d : *inst.attrs.dims) i[d] = 0;
       double& a = acc[layout::linearize(i, out_shape)];
-      a = op == "add" ? a + in[k] : op == "max" ? std::fmax(a, in[k]) : std::fmin(a, in[k]);
+      a = op == "add" ? a + in[k] : op == "max" ? vm_max(a, in[k]) : vm_min(a, in[k]);
     }
     scatter(out, acc);
     values_[inst.result] = std::move(out);

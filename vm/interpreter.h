@@ -8,7 +8,8 @@
 //
 // Arithmetic: floats are decoded exactly, the operation is computed in double and rounded once to the
 // result type (add, sub, mul, div, min, max are thereby correctly rounded; fma rounds to odd in double
-// first, so it is correctly rounded too). Integers compute in 64 bits and wrap to their width; integer
+// first, so it is correctly rounded too). min and max return the other operand of a NaN and order
+// -0 below +0. Integers compute in 64 bits and wrap to their width; integer
 // division truncates toward zero and a zero divisor is an error. cast rounds to nearest even and saturates
 // (isa::encode). dot accumulates in f32 in k order (int32 for int8), starting from c, then rounds into c's
 // type; reduce accumulates in double and rounds once.

@@ -294,8 +294,19 @@ AB_DEVICE float ffma(float a, float b, float c) {
   return __builtin_fmaf(a, b, c);
 #endif
 }
-AB_DEVICE float fmin_(float a, float b) { return a != a ? b : b != b ? a : (a < b ? a : b); }
-AB_DEVICE float fmax_(float a, float b) { return a != a ? b : b != b ? a : (a > b ? a : b); }
+// The VM's min and max: a NaN operand yields the other operand, and -0 < +0.
+AB_DEVICE float fmin_(float a, float b) {
+  if (a != a) return b;
+  if (b != b) return a;
+  if (a != b) return a < b ? a : b;
+  return (as_u32(a) >> 31) ? a : b;
+}
+AB_DEVICE float fmax_(float a, float b) {
+  if (a != a) return b;
+  if (b != b) return a;
+  if (a != b) return a > b ? a : b;
+  return (as_u32(a) >> 31) ? b : a;
+}
 
 #if !defined(__CUDA_ARCH__)
 // p + q rounded to odd, first at double precision (TwoSum gives the exact error), then at f32 precision.

@@ -34,7 +34,8 @@ RegisterLayout layout_of(const vm::Program& p, const std::string& name) { return
 TEST_CASE("coalesced defaults: 16-byte vectors along the last dimension, then threads, then local slots") {
   CHECK(passes::default_layout({256}, DataType::f32(), 64) == spatial({64}) * local({4}));
   CHECK(passes::default_layout({64, 64}, DataType::f16(), 128) == local({4, 1}) * spatial({16, 8}) * local({1, 8}));
-  CHECK(passes::default_layout({8}, DataType::f32(), 32) == replicated(16) * spatial({2}) * local({4}));
+  CHECK(passes::default_layout({8}, DataType::f32(), 32) == replicated(4) * spatial({8}));
+  CHECK(passes::default_layout({4, 8}, DataType::signed_int(8), 32) == spatial({4, 8}));
   CHECK(passes::default_layout({32, 3}, DataType::unsigned_int(8), 32) == spatial({32, 1}) * local({1, 3}));
   CHECK(passes::default_layout({16, 64}, DataType::signed_int(4), 32) == spatial({16, 2}) * local({1, 32}));
 }
