@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "backend_cuda/simulator.h"
 #include "isa/bitpack.h"
@@ -323,4 +325,91 @@ TEST_CASE("differential: 200 seeded random programs, interpreter vs simulator") 
     }
   }
   CHECK(dots > 20);
+}
+
+namespace {
+
+// Runs a hand-written kernel of `threads` threads with one byte buffer `io`.
+void run_raw(const std::string& name, const std::string& body, int threads, std::vector<std::uint8_t>& io, std::int64_t shared = 0) {
+  auto k = raw_kernel(name, "AB_DECLARE_SHARED(ab_smem);\nconst ab::u32 lane = ab::thread_idx();\n" + body, threads);
+  k.source.replace(k.source.find("(ab::u8* out)"), 13, "(ab::u8* io)");
+  k.shared_bytes = shared;
+  const auto program = vm::parse(fmt::format("program {}(io: ptr<uint8>) grid(1) warps({}) {{\n}}\n", name, threads / 32));
+  const auto sim = backend_cuda::SimKernel::build(program, k);
+  sim.launch(vm::Arguments{{{"io", std::span<std::uint8_t>(io)}}, {}});
+}
+
+}  // namespace
+
+TEST_CASE("mma.sync fragments on the simulator, lane by lane from the PTX tables, against a plain product") {
+  std::mt19937 rng(11);
+  for (const char* type : {"f16", "bf16"}) {
+    CAPTURE(type);
+    const bool bf = std::string(type) == "bf16";
+    const DataType t = bf ? DataType::bf16() : DataType::f16();
+    // io bytes: A 16x16 at 0, B 16x8 (k x n) at 512, C 16x8 f32 at 768, D 16x8 f32 at 1280
+    std::vector<std::uint8_t> io(16 * 16 * 2 + 16 * 8 * 2 + 2 * 16 * 8 * 4);
+    std::vector<double> A(256), B(128), C(128);
+    for (int i = 0; i < 256; ++i) isa::write_code(io, i, 16, isa::encode(t, A[i] = isa::decode(t, isa::encode(t, (int(rng() % 17) - 8) / 4.0))));
+    for (int i = 0; i < 128; ++i) isa::write_code(io, 256 + i, 16, isa::encode(t, B[i] = isa::decode(t, isa::encode(t, (int(rng() % 17) - 8) / 8.0))));
+    for (int i = 0; i < 128; ++i) isa::write_code(io, 768 / 4 + i, 32, isa::encode(DataType::f32(), C[i] = (int(rng() % 9) - 4)));
+    const std::string body = fmt::format(R"(
+const ab::u32 g = lane / 4, t = lane % 4;
+const unsigned short* A = (const unsigned short*)io;
+const unsigned short* B = A + 256;
+const float* C = (const float*)(io + 768);
+float* D = (float*)(io + 768 + 512);
+ab::u32 a[4], b[2], c[4], d[4];
+for (int i = 0; i < 8; ++i) {{  // A: row g (a0,a1,a4,a5) or g+8, column 2t + (i&1) (+8 for i >= 4)
+  const int row = (i == 0 || i == 1 || i == 4 || i == 5) ? g : g + 8, col = 2 * t + (i & 1) + (i >= 4 ? 8 : 0);
+  ab::set<16>(a, i, A[row * 16 + col]);
+}}
+for (int i = 0; i < 4; ++i) ab::set<16>(b, i, B[(2 * t + (i & 1) + (i >= 2 ? 8 : 0)) * 8 + g]);
+for (int i = 0; i < 4; ++i) c[i] = ab::as_u32(C[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + (i & 1)]);
+ab::mma_m16n8k16_f32_{}(d, a, b, c);
+for (int i = 0; i < 4; ++i) D[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + (i & 1)] = ab::as_float(d[i]);
+)", type);
+    run_raw("mma_probe", body, 32, io);
+    for (int m = 0; m < 16; ++m)
+      for (int n = 0; n < 8; ++n) {
+        double want = C[m * 8 + n];
+        for (int k = 0; k < 16; ++k) want += A[m * 16 + k] * B[k * 8 + n];
+        CHECK(isa::decode(DataType::f32(), isa::read_code(io, 1280 / 4 + m * 8 + n, 32)) == want);
+      }
+  }
+}
+
+TEST_CASE("ldmatrix x1, x2, x4 with and without .trans on the simulator match the PTX definition") {
+  for (int count : {1, 2, 4})
+    for (bool trans : {false, true}) {
+      CAPTURE(count);
+      CAPTURE(trans);
+      // Shared: 4 matrices of 8x8 b16 with value (q << 8) | (r << 4) | c; each lane writes its registers out.
+      std::vector<std::uint8_t> io(32 * 4 * 4);
+      const std::string body = fmt::format(R"(
+unsigned short* s = (unsigned short*)ab_smem;
+for (int i = lane; i < 256; i += 32) {{ const int q = i / 64, r = (i / 8) % 8, c = i % 8; ab::u32 v = (q << 8) | (r << 4) | c; ab::st_shared<2>(s + i, &v); }}
+ab::bar_sync();
+ab::u32 d[4] = {{0, 0, 0, 0}};
+ab::ldmatrix<{}, {}>(d, s + (lane / 8 % {}) * 64 + (lane % 8) * 8);
+for (int q = 0; q < 4; ++q) ab::st_global<4>(io + (lane * 4 + q) * 4, &d[q]);
+)",
+                                           count, trans ? "true" : "false", count);
+      run_raw("ldmatrix_probe", body, 32, io, 512);
+      for (int lane = 0; lane < 32; ++lane)
+        for (int q = 0; q < count; ++q) {
+          const int r = lane / 4, c = 2 * (lane % 4);
+          auto value = [&](int row, int col) { return static_cast<std::uint32_t>((q << 8) | (row << 4) | col); };
+          const std::uint32_t lo = trans ? value(c, r) : value(r, c), hi = trans ? value(c + 1, r) : value(r, c + 1);
+          CHECK(isa::read_code(io, static_cast<std::size_t>(lane * 4 + q), 32) == (lo | (hi << 16)));
+        }
+    }
+}
+
+TEST_CASE("the kitchen-sink program (every instruction) on the simulator matches the interpreter") {
+  std::ifstream f("tests/vm/programs/kitchen_sink.vm");
+  std::stringstream s;
+  s << f.rdbuf();
+  const auto p = passes::run_pipeline(vm::parse(s.str(), "kitchen_sink.vm")).program;
+  check_close(p, {{"n", 40}, {"big", 7}}, 13, {}, 1e-2);
 }
