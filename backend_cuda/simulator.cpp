@@ -156,6 +156,8 @@ SimCounters SimKernel::launch(const vm::Arguments& args, const SimOptions& optio
   out.barriers = counters.barriers;
   out.shuffles = counters.shuffles;
   out.memory_instructions = counters.memory_instructions;
+  out.shared_wavefronts = counters.shared_wavefronts;
+  out.shared_ideal_wavefronts = counters.shared_ideal_wavefronts;
   return out;
 }
 

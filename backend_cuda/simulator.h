@@ -17,6 +17,8 @@ struct SimCounters {
   std::uint64_t global_read_bytes = 0, global_write_bytes = 0, global_sectors = 0;
   std::uint64_t shared_read_bytes = 0, shared_write_bytes = 0;
   std::uint64_t mma = 0, ldmatrix = 0, cp_async = 0, barriers = 0, shuffles = 0, memory_instructions = 0;
+  // Warp-wide shared requests: wavefronts served, and the minimum they need (excess = bank conflicts).
+  std::uint64_t shared_wavefronts = 0, shared_ideal_wavefronts = 0;
 };
 
 struct SimOptions {

@@ -18,6 +18,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "anybit_runtime.cuh"
@@ -34,6 +35,10 @@ struct Failure : std::runtime_error {
 };
 
 enum class Wait { Running, Barrier, Collective, Done };
+// Accesses the simulator makes on a thread's behalf, beyond the runtime's kRead/kWrite/kAtomicWrite:
+// the cp.async destination poisoned at issue (checked, not counted) and the copy landing at wait_group
+// (counted as bytes, not as a warp request).
+enum SimAccess { kPoison = 3, kAsyncLand = 4 };
 enum class Kind { None, Mma, Ldmatrix, Shfl };
 
 struct Copy {
@@ -57,6 +62,19 @@ struct Thread {
   int mask = 0;
   std::vector<Copy> uncommitted;
   std::deque<std::vector<Copy>> groups;
+  // Position in the thread's instruction stream, to group the lanes' shared accesses into warp requests.
+  int last_instruction = -2;
+  long long execution = 0;
+  int access_in_execution = 0;
+};
+
+// One lane's part of a warp-wide shared-memory request.
+struct SharedAccess {
+  int warp;
+  long long execution;
+  int sequence;
+  u64 offset;
+  int bytes;
 };
 
 // Shadow state of one shared byte for race detection: who wrote and read it since the last barrier.
@@ -73,6 +91,7 @@ struct Launch {
   std::string error;
   std::vector<Shadow> shadow;
   int epoch = 0;  // barriers passed in this block
+  std::vector<SharedAccess> shared_accesses;
 };
 
 inline thread_local Launch* launch = nullptr;
@@ -123,6 +142,7 @@ inline void check_race(u64 offset, int bytes, int access) {
 
 inline void check_access(const void* p, int bytes, int align, int access) {
   const bool write = access != kRead;
+  const int race_kind = access == kPoison || access == kAsyncLand ? kWrite : access;
   const u8* q = static_cast<const u8*>(p);
   Counters& k = *launch->spec->counters;
   ++k.memory_instructions;
@@ -132,8 +152,17 @@ inline void check_access(const void* p, int bytes, int align, int access) {
       fail(std::to_string(bytes) + "-byte shared-memory access at offset " + std::to_string(offset) +
            " goes beyond the planned " + std::to_string(launch->spec->shared_bytes) + " bytes");
     if (reinterpret_cast<std::uintptr_t>(q) % (unsigned)align) fail("misaligned " + std::to_string(align) + "-byte shared-memory access at offset " + std::to_string(offset));
-    check_race(offset, bytes, access);
-    (write ? k.shared_write_bytes : k.shared_read_bytes) += (u64)bytes;
+    check_race(offset, bytes, race_kind);
+    if (access != kPoison) (write ? k.shared_write_bytes : k.shared_read_bytes) += (u64)bytes;
+    if (access == kRead || access == kWrite) {
+      Thread& t = me();
+      if (t.state.instruction != t.last_instruction || t.access_in_execution < 0) {
+        t.last_instruction = t.state.instruction;
+        ++t.execution;
+        t.access_in_execution = 0;
+      }
+      launch->shared_accesses.push_back({t.state.thread / 32, t.execution, t.access_in_execution++, offset, bytes});
+    }
     return;
   }
   for (int i = 0; i < launch->spec->buffer_count; ++i) {
@@ -259,6 +288,38 @@ inline const char* kind_name(const Thread& t) {
   }
 }
 
+// Wavefronts of the block's warp-wide shared requests: lanes are served in phases of 128 bytes (32 lanes
+// of 4 bytes, 16 of 8, 8 of 16); in each phase a bank (4-byte word address mod 32) serves one distinct
+// word per wavefront.
+inline void count_wavefronts(std::vector<SharedAccess>& accesses, Counters& k) {
+  std::sort(accesses.begin(), accesses.end(), [](const SharedAccess& a, const SharedAccess& b) {
+    return std::tie(a.warp, a.execution, a.sequence) < std::tie(b.warp, b.execution, b.sequence);
+  });
+  for (std::size_t i = 0; i < accesses.size();) {
+    std::size_t j = i;
+    while (j < accesses.size() && accesses[j].warp == accesses[i].warp && accesses[j].execution == accesses[i].execution &&
+           accesses[j].sequence == accesses[i].sequence)
+      ++j;
+    const int bytes = std::max(4, accesses[i].bytes);
+    const std::size_t per_phase = std::max<std::size_t>(1, 128 / (std::size_t)bytes);
+    for (std::size_t p = i; p < j; p += per_phase) {
+      std::vector<std::vector<u64>> banks(32);
+      u64 total_words = 0;
+      for (std::size_t q = p; q < std::min(j, p + per_phase); ++q)
+        for (u64 w = accesses[q].offset / 4; w <= (accesses[q].offset + (u64)accesses[q].bytes - 1) / 4; ++w) {
+          auto& bank = banks[w % 32];
+          if (std::find(bank.begin(), bank.end(), w) == bank.end()) bank.push_back(w), ++total_words;
+        }
+      std::size_t worst = 0;
+      for (const auto& bank : banks) worst = std::max(worst, bank.size());
+      k.shared_wavefronts += worst;
+      k.shared_ideal_wavefronts += (total_words + 31) / 32;
+    }
+    i = j;
+  }
+  accesses.clear();
+}
+
 // Runs one block to completion; returns an error message or "".
 inline std::string run_block(const LaunchSpec& spec, const long long block[3], std::vector<u8>& shared, std::mt19937_64& rng) {
   std::vector<Thread> threads(spec.threads);
@@ -325,7 +386,10 @@ inline std::string run_block(const LaunchSpec& spec, const long long block[3], s
       at_collective += t.wait == Wait::Collective;
       all_done = all_done && t.wait == Wait::Done;
     }
-    if (all_done) return "";
+    if (all_done) {
+      count_wavefronts(l.shared_accesses, *spec.counters);
+      return "";
+    }
     if (at_barrier == spec.threads) {
       for (Thread& t : threads) t.wait = Wait::Running;
       ++l.epoch;
@@ -378,7 +442,7 @@ void ab_sim_cp_async(void* dst, const void* src, int bytes, int src_bytes) {
     sim::check_access(src, src_bytes, 1, kRead);
     std::memcpy(copy.data.data(), src, (std::size_t)src_bytes);  // the rest is the zero-fill
   }
-  sim::check_access(dst, bytes, bytes, kWrite);
+  sim::check_access(dst, bytes, bytes, sim::kPoison);
   std::memset(dst, 0xFF, (std::size_t)bytes);  // poisoned until the issuing thread's wait_group
   sim::me().uncommitted.push_back(std::move(copy));
   ++sim::launch->spec->counters->cp_async;
@@ -394,7 +458,7 @@ void ab_sim_cp_async_wait(int n) {
   sim::Thread& t = sim::me();
   while ((int)t.groups.size() > n) {
     for (const sim::Copy& c : t.groups.front()) {
-      sim::check_access(c.dst, (int)c.data.size(), 1, kWrite);  // the copy lands now, written by this thread
+      sim::check_access(c.dst, (int)c.data.size(), 1, sim::kAsyncLand);  // the copy lands now, written by this thread
       std::memcpy(c.dst, c.data.data(), c.data.size());
     }
     t.groups.pop_front();

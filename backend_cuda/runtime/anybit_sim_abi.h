@@ -13,6 +13,9 @@ struct Buffer {
 struct Counters {
   unsigned long long global_read_bytes, global_write_bytes, global_sectors, shared_read_bytes, shared_write_bytes;
   unsigned long long mma, ldmatrix, cp_async, barriers, shuffles, memory_instructions;
+  // Shared-memory wavefronts of warp-wide loads, stores and ldmatrix, and the minimum those requests
+  // need (their excess is bank conflicts).
+  unsigned long long shared_wavefronts, shared_ideal_wavefronts;
 };
 
 struct LaunchSpec {

@@ -413,3 +413,36 @@ TEST_CASE("the kitchen-sink program (every instruction) on the simulator matches
   const auto p = passes::run_pipeline(vm::parse(s.str(), "kitchen_sink.vm")).program;
   check_close(p, {{"n", 40}, {"big", 7}}, 13, {}, 1e-2);
 }
+
+TEST_CASE("counters: traffic, collectives, and bank conflicts that the swizzle removes") {
+  auto program = [](const std::string& smem) {
+    return vm::parse(fmt::format(R"(program banks(x: ptr<f16>, o: ptr<f16>) grid(1) warps(1) {{
+  %v = global_view x {{shape=[16, 64], strides=[64, 1]}}
+  %w = global_view o {{shape=[16, 16], strides=[16, 1]}}
+  %s = alloc_shared : shared f16[16,64] @ {}
+  %t = load_global %v[0, 0] : f16[16,64] @ spatial(4,8) * local(4,8)
+  store_shared %t, %s[0, 0]
+  sync_threads
+  %a = load_shared %s[0, 0] : f16[16,16] @ column_local(2,2) * spatial(8,4) * local(1,2)
+  store_global %a, %w[0, 0]
+}}
+)",
+                                 smem));
+  };
+  backend_cuda::SimCounters plain, swizzled;
+  for (auto [smem, out] : {std::pair{"row_major(16,64)", &plain}, {"swizzle(3,3,3, row_major(16,64))", &swizzled}}) {
+    const auto p = program(smem);
+    const auto sim = backend_cuda::SimKernel::build(p, passes::run_pipeline(p).kernel);
+    auto b = vm::random_buffers(p, {}, 1);
+    *out = sim.launch(vm::as_arguments(b, {}));
+    auto reference = vm::random_buffers(p, {}, 1);
+    vm::interpret(p, vm::as_arguments(reference, {}));
+    CHECK(reference == b);
+  }
+  CHECK(plain.global_read_bytes == 16 * 64 * 2);
+  CHECK(plain.global_write_bytes == 16 * 16 * 2);
+  CHECK(plain.ldmatrix == 1);
+  CHECK(plain.barriers == 1);
+  CHECK(swizzled.shared_wavefronts < plain.shared_wavefronts);  // ldmatrix rows 128 bytes apart conflict
+  CHECK(plain.shared_wavefronts > plain.shared_ideal_wavefronts);
+}
