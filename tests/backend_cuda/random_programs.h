@@ -28,17 +28,20 @@ inline RandomProgram random_program(std::uint64_t seed) {
   auto line = [&](const std::string& s) { body += "  " + s + "\n"; };
   if (chance(25)) {
     // A warp-level mma on f16 or bf16 tiles, accumulated over a K loop.
-    const std::string t = pick("f16", "bf16");
-    const int k = 16 * (1 + static_cast<int>(rng() % 3));
-    out.exact = false;
-    std::string head = fmt::format("program random_dot(a: ptr<{0}>, b: ptr<{0}>, c: ptr<f32>) grid(1) warps({1}) {{\n", t, warps);
+    const std::string t = pick("f16", "bf16", "int8", "uint8");
+    const bool integer = t == "int8" || t == "uint8";
+    const int step = integer ? 32 : 16;
+    const int k = step * (1 + static_cast<int>(rng() % 3));
+    const std::string acc = integer ? "int32" : "f32";
+    out.exact = integer;  // integer products and sums are exact in any order
+    std::string head = fmt::format("program random_dot(a: ptr<{0}>, b: ptr<{0}>, c: ptr<{2}>) grid(1) warps({1}) {{\n", t, warps, acc);
     line(fmt::format("%ga = global_view a {{shape=[16, {0}], strides=[{0}, 1]}}", k));
     line(fmt::format("%gb = global_view b {{shape=[{0}, {1}], strides=[{1}, 1]}}", k, 8 * warps));
     line(fmt::format("%gc = global_view c {{shape=[16, {0}], strides=[{0}, 1]}}", 8 * warps));
-    line(fmt::format("%acc = alloc_register : f32[16,{}] {{init=0.5}}", 8 * warps));
-    line(fmt::format("for k in range(0, {}) {{", k / 16));
-    line(fmt::format("  %fa = load_global %ga[0, k * 16] : {}[16,16]", t));
-    line(fmt::format("  %fb = load_global %gb[k * 16, 0] : {}[16,{}]", t, 8 * warps));
+    line(fmt::format("%acc = alloc_register : {}[16,{}] {{init={}}}", acc, 8 * warps, integer ? "3" : "0.5"));
+    line(fmt::format("for k in range(0, {}) {{", k / step));
+    line(fmt::format("  %fa = load_global %ga[0, k * {}] : {}[16,{}]", step, t, step));
+    line(fmt::format("  %fb = load_global %gb[k * {}, 0] : {}[{},{}]", step, t, step, 8 * warps));
     line("  dot %acc, %fa, %fb");
     line("}");
     line("store_global %acc, %gc[0, 0]");

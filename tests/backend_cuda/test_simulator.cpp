@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -308,7 +309,7 @@ SYNC
 #include "random_programs.h"
 
 TEST_CASE("differential: 200 seeded random programs, interpreter vs simulator") {
-  int dots = 0;
+  int dots = 0, programs_with_dot = 0;
   for (std::uint64_t seed = 0; seed < 200; ++seed) {
     const auto generated = anybit::testing::random_program(seed);
     CAPTURE(seed);
@@ -317,6 +318,7 @@ TEST_CASE("differential: 200 seeded random programs, interpreter vs simulator") 
     REQUIRE_NOTHROW(p = passes::run_pipeline(vm::parse(generated.text, "random.vm")).program);
     std::map<std::string, std::int64_t> scalars;
     if (p.find_param("n")) scalars["n"] = 2 * 256 - 3;  // ragged tails for the masked loads
+    if (generated.text.find("dot %acc") != std::string::npos) ++programs_with_dot;
     if (generated.exact) {
       check_same(p, scalars, seed);
     } else {
@@ -324,7 +326,8 @@ TEST_CASE("differential: 200 seeded random programs, interpreter vs simulator") 
       check_close(p, scalars, seed, {}, 1e-4);
     }
   }
-  CHECK(dots > 20);
+  CHECK(dots > 10);
+  CHECK(programs_with_dot > 30);
 }
 
 namespace {
@@ -445,4 +448,46 @@ TEST_CASE("counters: traffic, collectives, and bank conflicts that the swizzle r
   CHECK(plain.barriers == 1);
   CHECK(swizzled.shared_wavefronts < plain.shared_wavefronts);  // ldmatrix rows 128 bytes apart conflict
   CHECK(plain.shared_wavefronts > plain.shared_ideal_wavefronts);
+}
+
+TEST_CASE("mma.sync m16n8k32 s8 and u8 fragments on the simulator against a plain integer product") {
+  std::mt19937 rng(12);
+  for (const char* type : {"s8", "u8"}) {
+    CAPTURE(type);
+    const bool is_signed = std::string(type) == "s8";
+    // io bytes: A 16x32 at 0, B 32x8 (k x n) at 512, C 16x8 s32 at 768, D 16x8 s32 at 1280
+    std::vector<std::uint8_t> io(1792);
+    for (int i = 0; i < 768; ++i) io[i] = static_cast<std::uint8_t>(rng());
+    std::vector<std::int32_t> C(128);
+    for (int i = 0; i < 128; ++i) {
+      C[i] = static_cast<std::int32_t>(rng() % 2001) - 1000;
+      std::memcpy(&io[768 + 4 * i], &C[i], 4);
+    }
+    const std::string body = fmt::format(R"(
+const ab::u32 g = lane / 4, t = lane % 4;
+const ab::u8* A = io;
+const ab::u8* B = io + 512;
+const ab::i32* C = (const ab::i32*)(io + 768);
+ab::i32* D = (ab::i32*)(io + 1280);
+ab::u32 a[4], b[2], c[4], d[4];
+for (int i = 0; i < 16; ++i) {{  // A: row g for i in [0,4) u [8,12) else g+8; column 4t + (i&3) (+16 for i >= 8)
+  const int row = (i < 4 || (i >= 8 && i < 12)) ? g : g + 8, col = 4 * t + (i & 3) + (i >= 8 ? 16 : 0);
+  ab::set<8>(a, i, A[row * 32 + col]);
+}}
+for (int i = 0; i < 8; ++i) ab::set<8>(b, i, B[(4 * t + (i & 3) + (i >= 4 ? 16 : 0)) * 8 + g]);
+for (int i = 0; i < 4; ++i) c[i] = (ab::u32)C[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + (i & 1)];
+ab::mma_m16n8k32_s32_{}(d, a, b, c);
+for (int i = 0; i < 4; ++i) D[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + (i & 1)] = (ab::i32)d[i];
+)", type);
+    run_raw("mma_int_probe", body, 32, io);
+    auto value = [&](std::uint8_t v) { return is_signed ? static_cast<std::int64_t>(static_cast<std::int8_t>(v)) : static_cast<std::int64_t>(v); };
+    for (int m = 0; m < 16; ++m)
+      for (int n = 0; n < 8; ++n) {
+        std::int64_t want = C[m * 8 + n];
+        for (int k = 0; k < 32; ++k) want += value(io[m * 32 + k]) * value(io[512 + k * 8 + n]);
+        std::int32_t got;
+        std::memcpy(&got, &io[1280 + 4 * (m * 8 + n)], 4);
+        CHECK(got == want);
+      }
+  }
 }
