@@ -158,6 +158,7 @@ SimCounters SimKernel::launch(const vm::Arguments& args, const SimOptions& optio
   out.memory_instructions = counters.memory_instructions;
   out.shared_wavefronts = counters.shared_wavefronts;
   out.shared_ideal_wavefronts = counters.shared_ideal_wavefronts;
+  out.arithmetic_instructions = counters.arithmetic_instructions;
   return out;
 }
 

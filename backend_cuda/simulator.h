@@ -19,6 +19,7 @@ struct SimCounters {
   std::uint64_t mma = 0, ldmatrix = 0, cp_async = 0, barriers = 0, shuffles = 0, memory_instructions = 0;
   // Warp-wide shared requests: wavefronts served, and the minimum they need (excess = bank conflicts).
   std::uint64_t shared_wavefronts = 0, shared_ideal_wavefronts = 0;
+  std::uint64_t arithmetic_instructions = 0;  // executed lop3, prmt, shf, packed halves, conversions, float ops
 };
 
 struct SimOptions {

@@ -355,9 +355,11 @@ int cmd_run(const std::string& file, const std::vector<std::string>& params, std
     const auto sim = backend_cuda::SimKernel::build(p, lowered.kernel);
     const auto c = sim.launch(vm::as_arguments(buffers, scalars), {seed});
     fmt::print("simulated: global {} bytes read, {} written ({} sectors); shared {} read, {} written, {} wavefronts "
-               "({} without bank conflicts); mma {}, ldmatrix {}, cp.async {}, barriers {}, shuffles {}\n",
+               "({} without bank conflicts); mma {}, ldmatrix {}, cp.async {}, barriers {}, shuffles {}; {} memory and {} "
+               "arithmetic instructions of the runtime\n",
                c.global_read_bytes, c.global_write_bytes, c.global_sectors, c.shared_read_bytes, c.shared_write_bytes,
-               c.shared_wavefronts, c.shared_ideal_wavefronts, c.mma, c.ldmatrix, c.cp_async, c.barriers, c.shuffles);
+               c.shared_wavefronts, c.shared_ideal_wavefronts, c.mma, c.ldmatrix, c.cp_async, c.barriers, c.shuffles,
+               c.memory_instructions, c.arithmetic_instructions);
   }
   for (const auto& [name, bytes] : buffers)
     fmt::print("{:<12} {:>10} bytes  fnv1a64 {:016x}\n", name, bytes.size(), vm::checksum(bytes));

@@ -57,6 +57,15 @@ u32 ab_sim_shfl_xor(u32 value, int lane_mask);
 // natural alignment of `align` bytes, shared-memory races, and the traffic counters.
 enum Access { kRead = 0, kWrite = 1, kAtomicWrite = 2 };
 void ab_sim_access(const void* p, int bytes, int align, int access);
+// Counts one executed arithmetic or bit instruction of the vocabulary (lop3, prmt, shf, packed half
+// arithmetic, conversions, float arithmetic) for the simulator's counters.
+void ab_sim_count();
+#endif
+
+#if defined(__CUDA_ARCH__)
+#define AB_COUNT()
+#else
+#define AB_COUNT() ab::ab_sim_count()
 #endif
 
 // Marks the VM instruction the following code implements (for error messages on the CPU; free on GPU).
@@ -126,6 +135,7 @@ AB_DEVICE u32 lop3(u32 a, u32 b, u32 c) {
   asm("lop3.b32 %0, %1, %2, %3, %4;" : "=r"(d) : "r"(a), "r"(b), "r"(c), "n"(IMM));
   return d;
 #else
+  AB_COUNT();
   u32 d = 0;
   for (int i = 0; i < 32; ++i) {
     const int index = (((a >> i) & 1) << 2) | (((b >> i) & 1) << 1) | ((c >> i) & 1);
@@ -140,6 +150,7 @@ AB_DEVICE u32 prmt(u32 a, u32 b, u32 selector) {
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
   return d;
 #else
+  AB_COUNT();
   const u64 bytes = (u64)a | ((u64)b << 32);
   u32 d = 0;
   for (int i = 0; i < 4; ++i) {
@@ -173,6 +184,7 @@ AB_DEVICE float f16_to_f32(u32 h) {
   asm("{ .reg .b16 t; cvt.u16.u32 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "r"(h));
   return f;
 #else
+  AB_COUNT();
   const u32 sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
   if (exp == 0x1F) return as_float(sign | 0x7F800000u | (man << 13));
   if (exp != 0) return as_float(sign | ((exp + 112) << 23) | (man << 13));
@@ -186,6 +198,7 @@ AB_DEVICE u32 f32_to_f16(float f) {
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
   return h;
 #else
+  AB_COUNT();
   const u32 x = as_u32(f), sign = (x >> 16) & 0x8000u;
   const u32 ax = x & 0x7FFFFFFFu;
   if (ax > 0x7F800000u) return sign | 0x7E00u;           // NaN
@@ -263,6 +276,7 @@ AB_DEVICE float fadd(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fadd_rn(a, b);
 #else
+  AB_COUNT();
   return a + b;
 #endif
 }
@@ -270,6 +284,7 @@ AB_DEVICE float fsub(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fsub_rn(a, b);
 #else
+  AB_COUNT();
   return a - b;
 #endif
 }
@@ -277,6 +292,7 @@ AB_DEVICE float fmul(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fmul_rn(a, b);
 #else
+  AB_COUNT();
   return a * b;
 #endif
 }
@@ -284,6 +300,7 @@ AB_DEVICE float fdiv(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fdiv_rn(a, b);
 #else
+  AB_COUNT();
   return a / b;
 #endif
 }
@@ -291,6 +308,7 @@ AB_DEVICE float ffma(float a, float b, float c) {
 #if defined(__CUDA_ARCH__)
   return __fmaf_rn(a, b, c);
 #else
+  AB_COUNT();
   return __builtin_fmaf(a, b, c);
 #endif
 }
@@ -344,6 +362,7 @@ AB_DEVICE u32 fma_f16(u32 a, u32 b, u32 c) {
   asm("fma.rn.f16 %0, %1, %2, %3;" : "=h"(d) : "h"((unsigned short)a), "h"((unsigned short)b), "h"((unsigned short)c));
   return d;
 #else
+  AB_COUNT();
   // Products of f16 values are exact in double; the sum is rounded to odd in double (sticky bit), so one
   // more rounding to f16 is correct.
   const double p = (double)f16_to_f32(a) * (double)f16_to_f32(b), q = (double)f16_to_f32(c);
@@ -356,6 +375,7 @@ AB_DEVICE u32 fma_bf16(u32 a, u32 b, u32 c) {
   asm("fma.rn.bf16 %0, %1, %2, %3;" : "=h"(d) : "h"((unsigned short)a), "h"((unsigned short)b), "h"((unsigned short)c));
   return d;
 #else
+  AB_COUNT();
   const double p = (double)bf16_to_f32(a) * (double)bf16_to_f32(b), q = (double)bf16_to_f32(c);
   return f32_to_bf16(round_to_odd_f32(p, q));
 #endif
@@ -395,6 +415,7 @@ AB_DEVICE u32 funnel_r(u32 lo, u32 hi, int shift) {  // bits [shift, shift + 32)
   asm("shf.r.clamp.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(lo), "r"(hi), "r"(shift));
   return d;
 #else
+  AB_COUNT();
   return shift == 0 ? lo : (lo >> shift) | (hi << (32 - shift));
 #endif
 }
@@ -404,6 +425,7 @@ AB_DEVICE u32 hsub2(u32 a, u32 b) {
   asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
   return d;
 #else
+  AB_COUNT();
   return f32_to_f16(f16_to_f32(a & 0xFFFF) - f16_to_f32(b & 0xFFFF)) |
          (f32_to_f16(f16_to_f32(a >> 16) - f16_to_f32(b >> 16)) << 16);
 #endif
@@ -414,6 +436,7 @@ AB_DEVICE u32 hmul2(u32 a, u32 b) {
   asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
   return d;
 #else
+  AB_COUNT();
   return f32_to_f16(f16_to_f32(a & 0xFFFF) * f16_to_f32(b & 0xFFFF)) |
          (f32_to_f16(f16_to_f32(a >> 16) * f16_to_f32(b >> 16)) << 16);
 #endif
@@ -424,6 +447,7 @@ AB_DEVICE u32 bfma2(u32 a, u32 b, u32 c) {  // bf16x2 a * b + c, rounded once pe
   asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
   return d;
 #else
+  AB_COUNT();
   return fma_bf16(a & 0xFFFF, b & 0xFFFF, c & 0xFFFF) | (fma_bf16(a >> 16, b >> 16, c >> 16) << 16);
 #endif
 }
@@ -433,6 +457,7 @@ AB_DEVICE u32 pack_bf16x2(float lo, float hi) {
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));  // the first source goes to the upper half
   return d;
 #else
+  AB_COUNT();
   return f32_to_bf16(lo) | (f32_to_bf16(hi) << 16);
 #endif
 }

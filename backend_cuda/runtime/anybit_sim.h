@@ -68,7 +68,8 @@ struct Thread {
   int access_in_execution = 0;
 };
 
-// One lane's part of a warp-wide shared-memory request.
+// One lane's part of a warp-wide memory request (shared: offset in the block's shared memory; global:
+// the address).
 struct SharedAccess {
   int warp;
   long long execution;
@@ -76,6 +77,14 @@ struct SharedAccess {
   u64 offset;
   int bytes;
 };
+
+inline void next_access(Thread& t) {
+  if (t.state.instruction != t.last_instruction) {
+    t.last_instruction = t.state.instruction;
+    ++t.execution;
+    t.access_in_execution = 0;
+  }
+}
 
 // Shadow state of one shared byte for race detection: who wrote and read it since the last barrier.
 struct Shadow {
@@ -91,7 +100,7 @@ struct Launch {
   std::string error;
   std::vector<Shadow> shadow;
   int epoch = 0;  // barriers passed in this block
-  std::vector<SharedAccess> shared_accesses;
+  std::vector<SharedAccess> shared_accesses, global_accesses;
 };
 
 inline thread_local Launch* launch = nullptr;
@@ -156,11 +165,7 @@ inline void check_access(const void* p, int bytes, int align, int access) {
     if (access != kPoison) (write ? k.shared_write_bytes : k.shared_read_bytes) += (u64)bytes;
     if (access == kRead || access == kWrite) {
       Thread& t = me();
-      if (t.state.instruction != t.last_instruction || t.access_in_execution < 0) {
-        t.last_instruction = t.state.instruction;
-        ++t.execution;
-        t.access_in_execution = 0;
-      }
+      next_access(t);
       launch->shared_accesses.push_back({t.state.thread / 32, t.execution, t.access_in_execution++, offset, bytes});
     }
     return;
@@ -175,7 +180,10 @@ inline void check_access(const void* p, int bytes, int align, int access) {
       if (reinterpret_cast<std::uintptr_t>(q) % (unsigned)align)
         fail("misaligned " + std::to_string(align) + "-byte global access at offset " + std::to_string(offset) + " of buffer '" + b.name + "'");
       (write ? k.global_write_bytes : k.global_read_bytes) += (u64)bytes;
-      k.global_sectors += (offset + (u64)bytes - 1) / 32 - offset / 32 + 1;
+      Thread& t = me();
+      next_access(t);
+      // Sectors as on a GPU, whose allocations are 256-byte aligned: by buffer and offset, not host address.
+      launch->global_accesses.push_back({t.state.thread / 32, t.execution, t.access_in_execution++, ((u64)i << 48) | offset, bytes});
       return;
     }
   }
@@ -291,10 +299,33 @@ inline const char* kind_name(const Thread& t) {
 // Wavefronts of the block's warp-wide shared requests: lanes are served in phases of 128 bytes (32 lanes
 // of 4 bytes, 16 of 8, 8 of 16); in each phase a bank (4-byte word address mod 32) serves one distinct
 // word per wavefront.
-inline void count_wavefronts(std::vector<SharedAccess>& accesses, Counters& k) {
+inline void sort_requests(std::vector<SharedAccess>& accesses) {
   std::sort(accesses.begin(), accesses.end(), [](const SharedAccess& a, const SharedAccess& b) {
     return std::tie(a.warp, a.execution, a.sequence) < std::tie(b.warp, b.execution, b.sequence);
   });
+}
+
+// 32-byte sectors of the block's warp-wide global requests: distinct sectors per request, as a coalescing
+// memory system moves them.
+inline void count_sectors(std::vector<SharedAccess>& accesses, Counters& k) {
+  sort_requests(accesses);
+  for (std::size_t i = 0; i < accesses.size();) {
+    std::size_t j = i;
+    std::vector<u64> sectors;
+    while (j < accesses.size() && accesses[j].warp == accesses[i].warp && accesses[j].execution == accesses[i].execution &&
+           accesses[j].sequence == accesses[i].sequence) {
+      for (u64 s = accesses[j].offset / 32; s <= (accesses[j].offset + (u64)accesses[j].bytes - 1) / 32; ++s) sectors.push_back(s);
+      ++j;
+    }
+    std::sort(sectors.begin(), sectors.end());
+    k.global_sectors += (u64)(std::unique(sectors.begin(), sectors.end()) - sectors.begin());
+    i = j;
+  }
+  accesses.clear();
+}
+
+inline void count_wavefronts(std::vector<SharedAccess>& accesses, Counters& k) {
+  sort_requests(accesses);
   for (std::size_t i = 0; i < accesses.size();) {
     std::size_t j = i;
     while (j < accesses.size() && accesses[j].warp == accesses[i].warp && accesses[j].execution == accesses[i].execution &&
@@ -388,6 +419,7 @@ inline std::string run_block(const LaunchSpec& spec, const long long block[3], s
     }
     if (all_done) {
       count_wavefronts(l.shared_accesses, *spec.counters);
+      count_sectors(l.global_accesses, *spec.counters);
       return "";
     }
     if (at_barrier == spec.threads) {
@@ -432,6 +464,10 @@ inline std::string run(const LaunchSpec& spec) {
 void ab_sim_access(const void* p, int bytes, int align, int access) { sim::check_access(p, bytes, align, access); }
 
 void ab_sim_bar_sync() { sim::yield(sim::Wait::Barrier); }
+
+void ab_sim_count() {
+  if (sim::launch) ++sim::launch->spec->counters->arithmetic_instructions;
+}
 
 void ab_sim_cp_async(void* dst, const void* src, int bytes, int src_bytes) {
   if (src_bytes < 0 || src_bytes > bytes) sim::fail("cp.async src-size " + std::to_string(src_bytes) + " outside 0.." + std::to_string(bytes));

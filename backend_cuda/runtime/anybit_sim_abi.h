@@ -10,12 +10,14 @@ struct Buffer {
   const char* name;
 };
 
+// global_sectors: distinct 32-byte sectors per warp-wide request.
 struct Counters {
   unsigned long long global_read_bytes, global_write_bytes, global_sectors, shared_read_bytes, shared_write_bytes;
   unsigned long long mma, ldmatrix, cp_async, barriers, shuffles, memory_instructions;
   // Shared-memory wavefronts of warp-wide loads, stores and ldmatrix, and the minimum those requests
   // need (their excess is bank conflicts).
   unsigned long long shared_wavefronts, shared_ideal_wavefronts;
+  unsigned long long arithmetic_instructions;  // lop3, prmt, shf, packed halves, conversions, float ops
 };
 
 struct LaunchSpec {

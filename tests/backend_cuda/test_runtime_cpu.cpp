@@ -17,6 +17,7 @@ void ab_sim_ldmatrix(u32*, const void*, int, bool) {}
 void ab_sim_mma(const char*, u32*, const u32*, const u32*, const u32*) {}
 u32 ab_sim_shfl_xor(u32 v, int) { return v; }
 void ab_sim_access(const void*, int, int, int) {}
+void ab_sim_count() {}
 }  // namespace ab
 
 using anybit::isa::DataType;

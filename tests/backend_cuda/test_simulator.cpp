@@ -445,6 +445,11 @@ TEST_CASE("counters: traffic, collectives, and bank conflicts that the swizzle r
   CHECK(plain.global_read_bytes == 16 * 64 * 2);
   CHECK(plain.global_write_bytes == 16 * 16 * 2);
   CHECK(plain.ldmatrix == 1);
+  CHECK(plain.arithmetic_instructions == 0);  // loads and stores only
+  // The load is coalesced (every sector once); the store in the fragment layout writes 8 bytes of each
+  // 32-byte row per request, so its 16 sectors are requested twice.
+  CHECK(plain.global_sectors == 16 * 64 * 2 / 32 + 2 * (16 * 16 * 2 / 32));
+  CHECK(plain.memory_instructions > 0);
   CHECK(plain.barriers == 1);
   CHECK(swizzled.shared_wavefronts < plain.shared_wavefronts);  // ldmatrix rows 128 bytes apart conflict
   CHECK(plain.shared_wavefronts > plain.shared_ideal_wavefronts);
@@ -489,5 +494,21 @@ for (int i = 0; i < 4; ++i) D[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + (i & 1)] = (a
         std::memcpy(&got, &io[1280 + 4 * (m * 8 + n)], 4);
         CHECK(got == want);
       }
+  }
+}
+
+TEST_CASE("vector_add: sectors per request show the value of vector accesses; one f32 add per element") {
+  const auto p = programs::vector_add();
+  for (std::map<std::string, std::int64_t> divisibility : {std::map<std::string, std::int64_t>{}, {{"n", 4}}}) {
+    passes::PipelineOptions o;
+    o.emit.divisibility = divisibility;
+    const auto sim = backend_cuda::SimKernel::build(p, passes::run_pipeline(p, o).kernel);
+    std::map<std::string, std::int64_t> s = {{"n", 1024}};
+    auto b = vm::random_buffers(p, s, 1);
+    const auto c = sim.launch(vm::as_arguments(b, s));
+    // 16-byte vectors: every sector once; element accesses 16 bytes apart: each sector in four requests.
+    CHECK(c.global_sectors == (divisibility.empty() ? 4 : 1) * 3 * 1024 * 4 / 32);
+    CHECK(c.arithmetic_instructions == 1024);
+    CHECK(c.memory_instructions == (divisibility.empty() ? 3 * 1024 : 3 * 256));
   }
 }
