@@ -12,6 +12,7 @@
 #include "backend_cuda/nvrtc.h"
 #include "backend_cuda/driver.h"
 #include "backend_cuda/gpu.h"
+#include "backend_cuda/launch.h"
 #include "backend_cuda/ptx_stats.h"
 #include "backend_cuda/simulator.h"
 #include "backend_cuda/sass.h"
@@ -432,10 +433,7 @@ int cmd_demo(std::uint64_t seed) {
     passes::PipelineOptions options;
     options.emit.divisibility = std::move(divisibility);
     const auto lowered = passes::run_pipeline(p, options);
-    if (gpu)
-      backend_cuda::run_on_gpu(lowered.program, lowered.kernel, vm::as_arguments(buffers, scalars));
-    else
-      backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(vm::as_arguments(buffers, scalars), {seed});
+    backend_cuda::launch(lowered.program, lowered.kernel, vm::as_arguments(buffers, scalars), backend_cuda::Target::Best, {seed});
   };
   {
     const auto p = programs::tiled_matmul();

@@ -512,3 +512,23 @@ TEST_CASE("vector_add: sectors per request show the value of vector accesses; on
     CHECK(c.memory_instructions == (divisibility.empty() ? 3 * 1024 : 3 * 256));
   }
 }
+
+#include "backend_cuda/driver.h"
+#include "backend_cuda/launch.h"
+
+TEST_CASE("Target::Best falls back to the simulator and says why; Target::Gpu does not fall back") {
+  if (backend_cuda::driver_status().available) {
+    MESSAGE("a GPU is present: the fallback is not exercised");
+    return;
+  }
+  const auto p = programs::vector_add();
+  const auto k = passes::run_pipeline(p).kernel;
+  std::map<std::string, std::int64_t> s = {{"n", 100}};
+  auto b = vm::random_buffers(p, s, 1);
+  const auto report = backend_cuda::launch(p, k, vm::as_arguments(b, s), backend_cuda::Target::Best);
+  CHECK(report.ran_on == backend_cuda::Target::Simulator);
+  CHECK(report.note.find("no GPU (no CUDA driver") == 0);
+  CHECK(report.counters.arithmetic_instructions == 256);  // one block: the whole tile is computed, the tail masked
+  CHECK_THROWS_WITH_AS(backend_cuda::launch(p, k, vm::as_arguments(b, s), backend_cuda::Target::Gpu),
+                       doctest::Contains("no CUDA driver"), Error);
+}
