@@ -1,0 +1,209 @@
+#include "programs/quant_matmul.h"
+
+#include <cmath>
+
+#include "isa/bitpack.h"
+#include "isa/error.h"
+#include "layout/mma_layouts.h"
+#include "vm/builder.h"
+
+namespace anybit::programs {
+
+namespace {
+
+using isa::DataType;
+using isa::Expr;
+using namespace layout;
+
+// Layout of a warp group's 16 x (16 * warps) weight tile (k x n) in the mma B operand arrangement:
+// warps side by side along n, two n8 fragments per warp.
+RegisterLayout weight_layout(int warps) { return spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_b(); }
+RegisterLayout accumulator_layout(int warps) { return spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_c(); }
+
+double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decode(f.activations, code); }
+
+}  // namespace
+
+void validate(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K) {
+  const DataType w = f.weights;
+  if (w.bits() > 8 || w.is_bool() || !(w.is_integer() || w.is_float()))
+    throw Error(fmt::format("quantized matmul: weights must be a 1..8-bit integer or small float format, not {}", w.name()));
+  if (!(f.activations == DataType::f16() || f.activations == DataType::bf16()))
+    throw Error(fmt::format("quantized matmul: activations must be f16 or bf16, not {}", f.activations.name()));
+  if (f.zeros == ZeroMode::Integer && w.kind() != isa::TypeKind::UnsignedInt)
+    throw Error(fmt::format("quantized matmul: integer zero points need an unsigned integer format, not {}", w.name()));
+  if (M < 1 || N < 1 || K < 1) throw Error(fmt::format("quantized matmul: shapes must be positive, got M={} N={} K={}", M, N, K));
+  if (N % 16 || K % 16) throw Error(fmt::format("quantized matmul: N and K must be multiples of 16, got N={} K={}", N, K));
+  if (f.group < 16 || f.group % 16 || K % f.group)
+    throw Error(fmt::format("quantized matmul: the group size {} must be a multiple of 16 that divides K={}", f.group, K));
+}
+
+Quantized quantize(const QuantFormat& f, const std::vector<float>& w, std::int64_t N, std::int64_t K) {
+  validate(f, 1, N, K);
+  if (static_cast<std::int64_t>(w.size()) != N * K)
+    throw Error(fmt::format("quantize: {} weights given for N x K = {} x {}", w.size(), N, K));
+  const std::int64_t groups = K / f.group;
+  Quantized q;
+  q.codes.resize(static_cast<std::size_t>(N * K));
+  q.scales.resize(static_cast<std::size_t>(groups * N));
+  if (f.zeros != ZeroMode::None) q.zeros.resize(static_cast<std::size_t>(groups * N));
+  const double top = isa::max_finite(f.weights);
+  for (std::int64_t gi = 0; gi < groups; ++gi)
+    for (std::int64_t n = 0; n < N; ++n) {
+      double lo = INFINITY, hi = -INFINITY, amax = 0;
+      for (std::int64_t k = gi * f.group; k < (gi + 1) * f.group; ++k) {
+        const double v = w[n * K + k];
+        lo = std::min(lo, v), hi = std::max(hi, v), amax = std::max(amax, std::fabs(v));
+      }
+      double scale = 0, zero = 0;
+      if (f.zeros == ZeroMode::None) {
+        scale = amax / top;
+      } else {
+        scale = (hi - lo) / top;
+        zero = scale > 0 ? -lo / scale : 0;
+      }
+      if (!(scale > 0)) scale = 1;
+      const std::uint32_t scode = isa::encode(f.activations, scale);
+      const double s = scale_value(f, scode);
+      q.scales[gi * N + n] = scode;
+      if (f.zeros == ZeroMode::Integer) {
+        const std::uint32_t zc = isa::encode(f.weights, zero);
+        q.zeros[gi * N + n] = zc;
+        zero = isa::decode(f.weights, zc);
+      } else if (f.zeros == ZeroMode::Float) {
+        const std::uint32_t zc = isa::encode(f.activations, zero);
+        q.zeros[gi * N + n] = zc;
+        zero = isa::decode(f.activations, zc);
+      }
+      for (std::int64_t k = gi * f.group; k < (gi + 1) * f.group; ++k)
+        q.codes[n * K + k] = static_cast<std::uint8_t>(isa::encode(f.weights, w[n * K + k] / s + zero));
+    }
+  return q;
+}
+
+namespace {
+
+// Visits every (thread-stream bit offset, n, k) of the packed layout.
+template <typename Fn>
+void for_each_packed_code(const QuantFormat& f, std::int64_t N, std::int64_t K, const Schedule& s, Fn fn) {
+  const int b = f.weights.bits(), threads = 32 * s.warps;
+  const std::int64_t width = 16 * s.warps, blocks = (N + width - 1) / width;
+  const RegisterLayout l = weight_layout(s.warps);
+  for (std::int64_t ks = 0; ks < K / 16; ++ks)
+    for (std::int64_t nb = 0; nb < blocks; ++nb)
+      for (int t = 0; t < threads; ++t)
+        for (int slot = 0; slot < 8; ++slot) {
+          const Shape kn = l.logical_index(t, slot);
+          const std::int64_t thread = (ks * blocks + nb) * threads + t;
+          fn(static_cast<std::size_t>(thread * 8 * b + slot * b), nb * width + kn[1], ks * 16 + kn[0]);
+        }
+}
+
+std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K, const Schedule& s) {
+  const std::int64_t width = 16 * s.warps, blocks = (N + width - 1) / width;
+  return static_cast<std::size_t>((K / 16) * blocks * 32 * s.warps * f.weights.bits());
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& codes, std::int64_t N,
+                                       std::int64_t K, const Schedule& s) {
+  validate(f, 1, N, K);
+  if (static_cast<std::int64_t>(codes.size()) != N * K)
+    throw Error(fmt::format("pack_weights: {} codes given for N x K = {} x {}", codes.size(), N, K));
+  std::vector<std::uint8_t> out(packed_size(f, N, K, s), 0);
+  const int b = f.weights.bits();
+  for_each_packed_code(f, N, K, s, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
+    if (n < N) isa::write_bits(out, bit, b, codes[n * K + k]);
+  });
+  return out;
+}
+
+std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& packed, std::int64_t N,
+                                         std::int64_t K, const Schedule& s) {
+  validate(f, 1, N, K);
+  if (packed.size() != packed_size(f, N, K, s))
+    throw Error(fmt::format("unpack_weights: {} bytes given, the layout has {}", packed.size(), packed_size(f, N, K, s)));
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(N * K));
+  const int b = f.weights.bits();
+  for_each_packed_code(f, N, K, s, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
+    if (n < N) codes[n * K + k] = static_cast<std::uint8_t>(isa::read_bits(packed, bit, b));
+  });
+  return codes;
+}
+
+vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
+  const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);
+  const int W = s.warps, b = f.weights.bits(), width = 16 * W;
+  vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}", f.weights.name(), act.name(), f.group,
+                              f.zeros == ZeroMode::None ? "" : f.zeros == ZeroMode::Integer ? "_zint" : "_zfloat"),
+                  W);
+  auto pa = bld.pointer("A", act), pw = bld.pointer("Wp", u8), ps = bld.pointer("S", act);
+  vm::Pointer pz{};
+  if (f.zeros == ZeroMode::Integer) pz = bld.pointer("Z", f.weights);
+  if (f.zeros == ZeroMode::Float) pz = bld.pointer("Z", act);
+  auto pc = bld.pointer("C", act);
+  Expr M = bld.i32("M"), N = bld.i32("N"), K = bld.i32("K");
+  bld.grid({isa::ceil_div(N, width), isa::ceil_div(M, 16)});
+  const Expr blocks_n = bld.let("blocks_n", isa::ceil_div(N, width));
+  auto A = bld.name(bld.global_view(pa, {M, K}, {K, 1}), "gA");
+  auto Wv = bld.name(bld.global_view(pw, {K / 16 * blocks_n * 32 * W, b}, {b, 1}), "gW");
+  // Scales (and zeros) broadcast over the 16 rows of a K step: a stride-0 middle dimension.
+  auto S = bld.name(bld.global_view(ps, {K / f.group, 16, N}, {N, 0, 1}), "gS");
+  vm::Value Z{};
+  if (f.zeros != ZeroMode::None) Z = bld.name(bld.global_view(pz, {K / f.group, 16, N}, {N, 0, 1}), "gZ");
+  auto C = bld.name(bld.global_view(pc, {M, N}, {N, 1}), "gC");
+  auto acc = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, accumulator_layout(W))), "acc");
+  const Expr m0 = bld.let("m0", isa::block_idx_y() * 16), n0 = bld.let("n0", isa::block_idx_x() * width);
+  const RegisterLayout wl = weight_layout(W);
+  const RegisterLayout wl3 = reshape(wl, {1, 16, width});
+  bld.for_range("k", 0, K / 16, [&](Expr k) {
+    auto a = bld.name(bld.load_global(A, {m0, k * 16}, vm::reg(act, {16, 16}, replicated(W) * mma_m16n8k16_a()), true), "a");
+    auto bytes = bld.name(bld.load_global(Wv, {(k * blocks_n + isa::block_idx_x()) * (32 * W), 0},
+                                          vm::reg(u8, {32 * W, b}, spatial({32 * W, 1}) * local({1, b}))),
+                          "bytes");
+    auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16, width}, wl)), "codes");
+    // Decode into the activation type when it holds every value of the format, else through f32 (e.g.
+    // f7e5m1 reaches 98304, beyond f16).
+    const DataType mid = isa::max_finite(f.weights) <= isa::max_finite(act) ? act : f32;
+    auto w = bld.name(bld.cast(codes, mid), "w");
+    const Expr group_row = k * 16 / f.group;
+    if (f.zeros != ZeroMode::None) {
+      const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
+      auto z3 = bld.load_global(Z, {group_row, 0, n0}, vm::reg(zt, {1, 16, width}, wl3), true);
+      auto z = bld.reshape(z3, {16, width});
+      auto za = zt == mid ? z : bld.cast(z, mid);
+      w = bld.name(bld.sub(w, za), "shifted");
+    }
+    auto s3 = bld.load_global(S, {group_row, 0, n0}, vm::reg(act, {1, 16, width}, wl3), true);
+    auto scale = bld.name(bld.reshape(s3, {16, width}), "scale");
+    auto wq = bld.name(bld.mul(w, mid == act ? scale : bld.cast(scale, mid)), "weights");
+    if (!(mid == act)) wq = bld.name(bld.cast(wq, act), "weights_act");
+    bld.dot(acc, a, wq);
+  });
+  bld.store_global(bld.name(bld.cast(acc, act), "out"), C, {m0, n0}, true);
+  return bld.build();
+}
+
+std::vector<double> reference_quant_matmul(const QuantFormat& f, const std::vector<std::uint32_t>& a, const Quantized& q,
+                                           std::int64_t M, std::int64_t N, std::int64_t K) {
+  std::vector<double> w(static_cast<std::size_t>(N * K));
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t k = 0; k < K; ++k) {
+      const std::int64_t gi = (k / f.group) * N + n;
+      double z = 0;
+      if (f.zeros == ZeroMode::Integer) z = isa::decode(f.weights, q.zeros[gi]);
+      if (f.zeros == ZeroMode::Float) z = isa::decode(f.activations, q.zeros[gi]);
+      w[n * K + k] = (isa::decode(f.weights, q.codes[n * K + k]) - z) * isa::decode(f.activations, q.scales[gi]);
+    }
+  std::vector<double> c(static_cast<std::size_t>(M * N), 0.0);
+  for (std::int64_t m = 0; m < M; ++m)
+    for (std::int64_t n = 0; n < N; ++n) {
+      double sum = 0;
+      for (std::int64_t k = 0; k < K; ++k) sum += isa::decode(f.activations, a[m * K + k]) * w[n * K + k];
+      c[m * N + n] = sum;
+    }
+  return c;
+}
+
+}  // namespace anybit::programs

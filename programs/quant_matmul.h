@@ -1,0 +1,60 @@
+// Quantized matrix multiplication, the flagship program (first slice; see README "Quantized matmul").
+//
+//   C[m, n] = sum_k A[m, k] * W[n, k],   W[n, k] = (decode(q[n, k]) - z[k / g, n]) * s[k / g, n]
+//
+// A is M x K row-major in f16 or bf16, C is M x N in the same type, accumulation in f32 on tensor cores.
+// q holds codes of any 1..8-bit format, pre-transformed by pack_weights so that each thread's fragment
+// codes are contiguous bytes: every warp covers 16 columns of N per 16-step of K, each lane holds 8 codes
+// (b bytes for b-bit codes), viewed in place as codes of the mma B operand layout, decoded by the
+// vectorized cast emitters, scaled (and shifted by the zero point) in the activation type, then mma.sync.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "isa/dtype.h"
+#include "vm/program.h"
+
+namespace anybit::programs {
+
+enum class ZeroMode { None, Integer, Float };
+
+struct QuantFormat {
+  isa::DataType weights = isa::DataType::signed_int(4);
+  isa::DataType activations = isa::DataType::f16();
+  int group = 128;  // g; a multiple of 16 dividing K (K itself for per-channel scales)
+  ZeroMode zeros = ZeroMode::None;
+};
+
+struct Schedule {
+  int warps = 4;  // each warp computes a 16 x 16 tile of C; a block covers 16 x (16 * warps)
+};
+
+// anybit::Error naming the problem when the format, group or shapes are unsupported.
+void validate(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K);
+
+struct Quantized {
+  std::vector<std::uint8_t> codes;   // N x K, one code per byte
+  std::vector<std::uint32_t> scales; // K/g x N, codes of the activation type
+  std::vector<std::uint32_t> zeros;  // K/g x N: weight-format codes (Integer) or activation codes (Float)
+};
+
+// Round-to-nearest quantization of f32 weights (N x K row-major), per group of g along K: symmetric
+// (scale = max |w| / max code value) without zeros; asymmetric (scale = (max - min) / (2^b - 1), zero =
+// -min / scale) with integer or float zeros (unsigned integer formats only).
+Quantized quantize(const QuantFormat& f, const std::vector<float>& weights, std::int64_t N, std::int64_t K);
+
+// The kernel's weight layout, and its inverse (bit-exact round trip).
+std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& codes, std::int64_t N,
+                                       std::int64_t K, const Schedule& s = {});
+std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& packed, std::int64_t N,
+                                         std::int64_t K, const Schedule& s = {});
+
+// The kernel as a VM program: parameters A, Wp (packed), S, [Z], C, M, N, K.
+vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
+
+// Host reference in double: dequantize, then multiply. A holds activation codes (M x K).
+std::vector<double> reference_quant_matmul(const QuantFormat& f, const std::vector<std::uint32_t>& a, const Quantized& q,
+                                           std::int64_t M, std::int64_t N, std::int64_t K);
+
+}  // namespace anybit::programs
