@@ -98,6 +98,13 @@ if ! ls /dev/nvidia0 >/dev/null 2>&1; then
 fi
 expect_error "run needs --sim or --gpu" 'needs --sim or --gpu' -- "$vmc" run examples/vector_add.vm --param n=100 --random-inputs 1
 
+expect_ok "matmul int3 g128 on the simulator" 'check against the double reference: .*PASS$' -- "$vmc" matmul --wtype int3 --group 128 --M 5 --N 80 --K 256 --run sim --check
+expect_ok "matmul uint4 with integer zeros, bf16" 'PASS$' -- "$vmc" matmul --wtype uint4 --atype bf16 --zeros int --group 64 --M 17 --N 64 --K 128 --run sim --check
+expect_ok "matmul f6e3m2 emits CUDA" 'quant_matmul_f6e3m2_f16_g32' -- "$vmc" matmul --wtype f6e3m2 --group 32 --K 64 --emit cuda
+expect_error "matmul rejects bad shapes" 'N and K must be multiples of 16, got N=100' -- "$vmc" matmul --wtype int4 --N 100
+expect_error "matmul rejects int zeros on signed formats" 'integer zero points need an unsigned integer format, not int4' -- "$vmc" matmul --wtype int4 --zeros int
+expect_error "matmul rejects unknown formats" "unknown data type 'int9'" -- "$vmc" matmul --wtype int9
+
 expect_ok "demo passes" '^demo: PASS$' -- "$vmc" demo
 
 if [ "$failures" != 0 ]; then echo "$failures vmc check(s) failed"; exit 1; fi

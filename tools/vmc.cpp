@@ -23,6 +23,7 @@
 #include "isa/error.h"
 #include "layout/register_layout.h"
 #include "programs/examples.h"
+#include "programs/quant_matmul.h"
 #include "vm/host_buffers.h"
 #include "vm/interpreter.h"
 #include "vm/verifier.h"
@@ -371,6 +372,84 @@ int cmd_run(const std::string& file, const std::vector<std::string>& params, std
   return compare_buffers(p, reference, buffers) ? 0 : 1;
 }
 
+struct MatmulOptions {
+  std::string wtype = "int4", atype = "f16", zeros = "none", arch = "sm_80", emit, out, run;
+  int group = 128;
+  std::int64_t M = 16, N = 256, K = 256;
+  bool check = false;
+  std::uint64_t seed = 1;
+};
+
+int cmd_matmul(const MatmulOptions& o) {
+  programs::QuantFormat f{isa::parse_dtype(o.wtype), isa::parse_dtype(o.atype), o.group,
+                          o.zeros == "int" ? programs::ZeroMode::Integer
+                          : o.zeros == "float" ? programs::ZeroMode::Float
+                                               : programs::ZeroMode::None};
+  programs::validate(f, o.M, o.N, o.K);
+  passes::PipelineOptions options;
+  options.emit.divisibility = {{"N", 16}, {"K", 16}};  // what validate() guarantees
+  const auto lowered = passes::run_pipeline(programs::quant_matmul(f), options);
+  fmt::print("kernel {}: {} warps, block tile 16 x {}, K step 16\n", lowered.kernel.name, lowered.program.warps,
+             16 * lowered.program.warps);
+  if (!o.emit.empty()) {
+    if (o.emit == "cuda") {
+      write_output(o.out, lowered.kernel.source);
+    } else {
+      const auto c = compile_kernel(lowered.kernel, o.arch);
+      if (o.emit == "ptx") write_output(o.out, c.ptx);
+      else {
+        if (o.out.empty()) throw Error("--emit cubin writes binary: give -o FILE");
+        write_output(o.out, std::string(c.cubin.begin(), c.cubin.end()));
+      }
+    }
+  }
+  const auto c = compile_kernel(lowered.kernel, o.arch);
+  fmt::print("{}: {} registers, {} bytes spilled, {} bytes of shared memory\n", o.arch, c.stats.registers,
+             c.stats.spill_store_bytes + c.stats.spill_load_bytes, lowered.kernel.shared_bytes);
+  if (o.run.empty()) return 0;
+  // Seeded problem: normal weights quantized to the format, normal activations.
+  std::mt19937_64 rng(o.seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> w(static_cast<std::size_t>(o.N * o.K));
+  for (auto& x : w) x = static_cast<float>(normal(rng) * 0.05);
+  const auto q = programs::quantize(f, w, o.N, o.K);
+  std::vector<std::uint32_t> a(static_cast<std::size_t>(o.M * o.K));
+  for (auto& x : a) x = isa::encode(f.activations, normal(rng));
+  auto codes = [](const std::vector<std::uint32_t>& v, int bits) {
+    std::vector<std::uint8_t> out(isa::packed_bytes(v.size(), bits), 0);
+    for (std::size_t i = 0; i < v.size(); ++i) isa::write_code(out, i, bits, v[i]);
+    return out;
+  };
+  vm::HostBuffers buffers;
+  buffers["A"] = codes(a, f.activations.bits());
+  buffers["Wp"] = programs::pack_weights(f, q.codes, o.N, o.K);
+  buffers["S"] = codes(q.scales, f.activations.bits());
+  if (f.zeros != programs::ZeroMode::None)
+    buffers["Z"] = codes(q.zeros, f.zeros == programs::ZeroMode::Integer ? f.weights.bits() : f.activations.bits());
+  buffers["C"].assign(isa::packed_bytes(static_cast<std::size_t>(o.M * o.N), f.activations.bits()), 0);
+  const std::map<std::string, std::int64_t> scalars = {{"M", o.M}, {"N", o.N}, {"K", o.K}};
+  const auto report = backend_cuda::launch(lowered.program, lowered.kernel, vm::as_arguments(buffers, scalars),
+                                           o.run == "gpu" ? backend_cuda::Target::Gpu : backend_cuda::Target::Simulator, {o.seed});
+  if (report.ran_on == backend_cuda::Target::Gpu)
+    fmt::print("ran on {} in {:.3f} ms (CUDA events)\n", report.note, report.gpu_milliseconds);
+  else
+    fmt::print("ran on the CPU simulator: {} mma, {} global bytes read\n", report.counters.mma, report.counters.global_read_bytes);
+  if (!o.check) return 0;
+  const auto ref = programs::reference_quant_matmul(f, a, q, o.M, o.N, o.K);
+  double worst = 0, scale = 1e-30;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double got = isa::decode(f.activations, isa::read_code(buffers["C"], i, f.activations.bits()));
+    worst = std::max(worst, std::fabs(got - ref[i]));
+    scale = std::max(scale, std::fabs(ref[i]));
+  }
+  const double ulp = f.activations == DataType::f16() ? std::ldexp(1.0, -10) : std::ldexp(1.0, -7);
+  const double tolerance = ulp * (2.0 + std::sqrt(static_cast<double>(o.K)) / 4.0);
+  const bool ok = worst / scale <= tolerance;
+  fmt::print("check against the double reference: max abs error {:.4g}, relative {:.4g} (tolerance {:.4g}): {}\n", worst,
+             worst / scale, tolerance, ok ? "PASS" : "FAIL");
+  return ok ? 0 : 1;
+}
+
 // The main job until the quantized matmul lands: run the example programs on the interpreter and check
 // them against the host references.
 int cmd_demo(std::uint64_t seed) {
@@ -543,6 +622,22 @@ int main(int argc, char** argv) {
   run->add_option("--check", check_with, "compare every buffer with the interpreter's")->check(CLI::IsMember({"interp"}));
   run->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
 
+  MatmulOptions mm;
+  auto* matmul = app.add_subcommand("matmul", "compile (and run) the quantized matmul for one configuration");
+  matmul->add_option("--wtype", mm.wtype, "weight format: int1..int8, uint1..uint8, f{N}e{E}m{M}");
+  matmul->add_option("--atype", mm.atype, "activations: f16 or bf16");
+  matmul->add_option("--group", mm.group, "group size along K (a multiple of 16 dividing K; K for per-channel)");
+  matmul->add_option("--zeros", mm.zeros, "zero points")->check(CLI::IsMember({"none", "int", "float"}));
+  matmul->add_option("--M", mm.M, "rows of A and C");
+  matmul->add_option("--N", mm.N, "columns of C (rows of W), a multiple of 16");
+  matmul->add_option("--K", mm.K, "inner dimension, a multiple of 16");
+  matmul->add_option("--arch", mm.arch, "sm_XX");
+  matmul->add_option("--emit", mm.emit, "also write the kernel")->check(CLI::IsMember({"cuda", "ptx", "cubin"}));
+  matmul->add_option("-o,--output", mm.out, "output file for --emit (default stdout)");
+  matmul->add_option("--run", mm.run, "run with seeded random data")->check(CLI::IsMember({"sim", "gpu"}));
+  matmul->add_flag("--check", mm.check, "compare with a double-precision host reference");
+  matmul->add_option("--seed", mm.seed, "data seed");
+
   auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
   demo->add_option("--seed", seed, "input seed");
 
@@ -560,6 +655,10 @@ int main(int argc, char** argv) {
       return cmd_run(file, params, seed, dump, force, on_gpu, check_with, assume);
     }
     if (*compile) return cmd_compile(file, arch, emit, out, assume);
+    if (*matmul) {
+      g_use_cache = true;
+      return cmd_matmul(mm);
+    }
     if (*stats) return cmd_stats(file, arch, json, assume);
   } catch (const anybit::Error& e) {
     fmt::print(stderr, "vmc: error: {}\n", e.what());
