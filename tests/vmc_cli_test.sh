@@ -105,6 +105,7 @@ expect_error "matmul rejects bad shapes" 'N and K must be multiples of 16, got N
 expect_error "matmul rejects int zeros on signed formats" 'integer zero points need an unsigned integer format, not int4' -- "$vmc" matmul --wtype int4 --zeros int
 expect_error "matmul rejects unknown formats" "unknown data type 'int9'" -- "$vmc" matmul --wtype int9
 
+expect_ok "matmul --run auto falls back to the simulator" "PASS$" -- "$vmc" matmul --wtype int3 --group 128 --M 16 --N 64 --K 256 --run auto --check
 expect_ok "demo passes" '^demo: PASS$' -- "$vmc" demo
 
 if [ "$failures" != 0 ]; then echo "$failures vmc check(s) failed"; exit 1; fi

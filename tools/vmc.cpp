@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <functional>
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -429,7 +430,11 @@ int cmd_matmul(const MatmulOptions& o) {
   buffers["C"].assign(isa::packed_bytes(static_cast<std::size_t>(o.M * o.N), f.activations.bits()), 0);
   const std::map<std::string, std::int64_t> scalars = {{"M", o.M}, {"N", o.N}, {"K", o.K}};
   const auto report = backend_cuda::launch(lowered.program, lowered.kernel, vm::as_arguments(buffers, scalars),
-                                           o.run == "gpu" ? backend_cuda::Target::Gpu : backend_cuda::Target::Simulator, {o.seed});
+                                           o.run == "gpu"    ? backend_cuda::Target::Gpu
+                                           : o.run == "auto" ? backend_cuda::Target::Best
+                                                             : backend_cuda::Target::Simulator,
+                                           {o.seed});
+  if (!report.note.empty() && report.ran_on == backend_cuda::Target::Simulator) fmt::print("{}\n", report.note);
   if (report.ran_on == backend_cuda::Target::Gpu)
     fmt::print("ran on {} in {:.3f} ms (CUDA events)\n", report.note, report.gpu_milliseconds);
   else
@@ -450,8 +455,32 @@ int cmd_matmul(const MatmulOptions& o) {
   return ok ? 0 : 1;
 }
 
-// The main job until the quantized matmul lands: run the example programs on the interpreter and check
-// them against the host references.
+// Largest |C - host product| of the tiled matmul example's buffers.
+double tiled_matmul_error(vm::HostBuffers& b, int M, int N, int K) {
+  const DataType f16 = DataType::f16(), f32 = DataType::f32();
+  std::vector<float> a(static_cast<std::size_t>(M) * K), w(static_cast<std::size_t>(K) * N);
+  for (int i = 0; i < M * K; ++i) a[i] = isa::decode_f32(f16, isa::read_code(b["A"], i, 16));
+  for (int i = 0; i < K * N; ++i) w[i] = isa::decode_f32(f16, isa::read_code(b["B"], i, 16));
+  const auto ref = programs::reference_matmul(a, w, M, N, K);
+  double err = 0;
+  for (int i = 0; i < M * N; ++i) err = std::max(err, std::fabs(ref[i] - isa::decode(f32, isa::read_code(b["C"], i, 32))));
+  return err;
+}
+
+// 0 when every value of the dequant example equals the host decode (NaN matches NaN), else infinity.
+double dequant_error(vm::HostBuffers& b, DataType code, int blocks) {
+  const DataType f16 = DataType::f16();
+  const auto codes = programs::reference_fragment_codes(b["q"], code.bits(), blocks);
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    const double want = isa::decode(f16, isa::encode(f16, isa::decode(code, codes[i])));
+    const double got = isa::decode(f16, isa::read_code(b["out"], i, 16));
+    if (!(want == got || (std::isnan(want) && std::isnan(got)))) return INFINITY;
+  }
+  return 0;
+}
+
+// The main job until the quantized matmul lands: the example programs on the interpreter, then compiled to
+// CUDA and run on the GPU when there is one, else on the CPU simulator, against host references.
 int cmd_demo(std::uint64_t seed) {
   bool all_ok = true;
   auto report = [&](const std::string& what, double max_error, double tolerance) {
@@ -459,96 +488,59 @@ int cmd_demo(std::uint64_t seed) {
     all_ok &= ok;
     fmt::print("{:<58} max |error| {:<10.3g} {}\n", what, max_error, ok ? "PASS" : "FAIL");
   };
-  const DataType f16 = DataType::f16(), f32 = DataType::f32();
+  const bool gpu = backend_cuda::driver_status().available;
+  using Runner = std::function<void(const vm::Program&, vm::HostBuffers&, const std::map<std::string, std::int64_t>&)>;
+  const Runner interpreter = [](const vm::Program& p, vm::HostBuffers& b, const std::map<std::string, std::int64_t>& s) {
+    vm::interpret(p, vm::as_arguments(b, s));
+  };
+  const Runner compiled = [&](const vm::Program& p, vm::HostBuffers& b, const std::map<std::string, std::int64_t>& s) {
+    passes::PipelineOptions options;
+    options.emit.divisibility = {{"K", 8}, {"N", 8}};  // true of the shapes below
+    const auto lowered = passes::run_pipeline(p, options);
+    backend_cuda::launch(lowered.program, lowered.kernel, vm::as_arguments(b, s), backend_cuda::Target::Best, {seed});
+  };
   {
     const auto p = programs::vector_add();
     std::map<std::string, std::int64_t> scalars = {{"n", 1000}};
     auto buffers = vm::random_buffers(p, scalars, seed);
-    vm::interpret(p, vm::as_arguments(buffers, scalars));
+    interpreter(p, buffers, scalars);
     double err = 0;
     for (int i = 0; i < 1000; ++i) {
-      const float a = isa::decode_f32(f32, isa::read_code(buffers["a"], i, 32));
-      const float b = isa::decode_f32(f32, isa::read_code(buffers["b"], i, 32));
-      err = std::max(err, std::fabs(double(a + b) - isa::decode(f32, isa::read_code(buffers["c"], i, 32))));
+      const float a = isa::decode_f32(DataType::f32(), isa::read_code(buffers["a"], i, 32));
+      const float b = isa::decode_f32(DataType::f32(), isa::read_code(buffers["b"], i, 32));
+      err = std::max(err, std::fabs(double(a + b) - isa::decode(DataType::f32(), isa::read_code(buffers["c"], i, 32))));
     }
     report("vector_add n=1000 (interpreter)", err, 0.0);
   }
-  {
-    const auto p = programs::tiled_matmul();
-    const int M = 45, N = 40, K = 72;
-    std::map<std::string, std::int64_t> scalars = {{"M", M}, {"N", N}, {"K", K}};
-    auto buffers = vm::random_buffers(p, scalars, seed);
-    vm::interpret(p, vm::as_arguments(buffers, scalars));
-    std::vector<float> a(M * K), b(K * N);
-    for (int i = 0; i < M * K; ++i) a[i] = isa::decode_f32(f16, isa::read_code(buffers["A"], i, 16));
-    for (int i = 0; i < K * N; ++i) b[i] = isa::decode_f32(f16, isa::read_code(buffers["B"], i, 16));
-    const auto ref = programs::reference_matmul(a, b, M, N, K);
-    double err = 0;
-    for (int i = 0; i < M * N; ++i) err = std::max(err, std::fabs(ref[i] - isa::decode(f32, isa::read_code(buffers["C"], i, 32))));
-    report(fmt::format("tiled_matmul f16 {}x{}x{} (interpreter)", M, N, K), err, 1e-4 * std::sqrt(K));
-  }
-  int formats = 0;
-  double worst = 0;
-  for (DataType code : isa::all_dtypes()) {
-    if (code.bits() > 8 || code.is_bool()) continue;
-    const auto p = programs::dequant_fragment(code, f16);
-    std::map<std::string, std::int64_t> scalars = {{"blocks", 3}};
-    auto buffers = vm::random_buffers(p, scalars, seed);
-    vm::interpret(p, vm::as_arguments(buffers, scalars));
-    const auto codes = programs::reference_fragment_codes(buffers["q"], code.bits(), 3);
-    for (std::size_t i = 0; i < codes.size(); ++i) {
-      const double want = isa::decode(f16, isa::encode(f16, isa::decode(code, codes[i])));
-      const double got = isa::decode(f16, isa::read_code(buffers["out"], i, 16));
-      if (!(want == got || (std::isnan(want) && std::isnan(got)))) worst = INFINITY;
-    }
-    ++formats;
-  }
-  report(fmt::format("dequant_fragment, {} formats -> f16 (bit-exact)", formats), worst, 0.0);
-  // The same programs compiled to CUDA: on the GPU when there is one, else on the CPU simulator.
-  const bool gpu = backend_cuda::driver_status().available;
-  const std::string where = gpu ? "GPU " + backend_cuda::driver_status().devices.front().name : "CPU simulator";
-  auto run_compiled = [&](const vm::Program& p, vm::HostBuffers& buffers, const std::map<std::string, std::int64_t>& scalars,
-                          std::map<std::string, std::int64_t> divisibility) {
-    passes::PipelineOptions options;
-    options.emit.divisibility = std::move(divisibility);
-    const auto lowered = passes::run_pipeline(p, options);
-    backend_cuda::launch(lowered.program, lowered.kernel, vm::as_arguments(buffers, scalars), backend_cuda::Target::Best, {seed});
+  std::vector<DataType> formats;
+  for (DataType code : isa::all_dtypes())
+    if (code.bits() <= 8 && !code.is_bool()) formats.push_back(code);
+  const std::vector<DataType> compiled_formats = {DataType::signed_int(4), DataType::unsigned_int(3), isa::parse_dtype("f4e2m1"),
+                                                  isa::parse_dtype("f6e3m2"), isa::parse_dtype("f8e4m3")};
+  struct Stage {
+    const Runner* runner;
+    std::string where;
+    const std::vector<DataType>* dequant_formats;
   };
-  {
+  const std::vector<Stage> stages = {{&interpreter, "interpreter", &formats},
+                                     {&compiled, gpu ? "CUDA on the GPU" : "CUDA on the simulator", &compiled_formats}};
+  for (const auto& [runner, where, dequant_formats] : stages) {
     const auto p = programs::tiled_matmul();
     const int M = 45, N = 40, K = 72;
     std::map<std::string, std::int64_t> scalars = {{"M", M}, {"N", N}, {"K", K}};
     auto buffers = vm::random_buffers(p, scalars, seed);
-    run_compiled(p, buffers, scalars, {{"K", 8}, {"N", 8}});
-    std::vector<float> a(M * K), b(K * N);
-    for (int i = 0; i < M * K; ++i) a[i] = isa::decode_f32(f16, isa::read_code(buffers["A"], i, 16));
-    for (int i = 0; i < K * N; ++i) b[i] = isa::decode_f32(f16, isa::read_code(buffers["B"], i, 16));
-    const auto ref = programs::reference_matmul(a, b, M, N, K);
-    double err = 0;
-    for (int i = 0; i < M * N; ++i) err = std::max(err, std::fabs(ref[i] - isa::decode(f32, isa::read_code(buffers["C"], i, 32))));
-    report(fmt::format("tiled_matmul CUDA (cp.async, ldmatrix, mma) on {}", gpu ? "GPU" : "simulator"), err, 1e-4 * std::sqrt(K));
-  }
-  {
-    double worst_compiled = 0;
-    int compiled_formats = 0;
-    for (DataType code : {DataType::signed_int(4), DataType::unsigned_int(3), isa::parse_dtype("f4e2m1"),
-                          isa::parse_dtype("f6e3m2"), isa::parse_dtype("f8e4m3")}) {
-      const auto p = programs::dequant_fragment(code, f16);
-      std::map<std::string, std::int64_t> scalars = {{"blocks", 2}};
-      auto buffers = vm::random_buffers(p, scalars, seed);
-      run_compiled(p, buffers, scalars, {});
-      const auto codes = programs::reference_fragment_codes(buffers["q"], code.bits(), 2);
-      for (std::size_t i = 0; i < codes.size(); ++i) {
-        const double want = isa::decode(f16, isa::encode(f16, isa::decode(code, codes[i])));
-        const double got = isa::decode(f16, isa::read_code(buffers["out"], i, 16));
-        if (!(want == got || (std::isnan(want) && std::isnan(got)))) worst_compiled = INFINITY;
-      }
-      ++compiled_formats;
+    (*runner)(p, buffers, scalars);
+    report(fmt::format("tiled_matmul f16 {}x{}x{} ({})", M, N, K, where), tiled_matmul_error(buffers, M, N, K), 1e-4 * std::sqrt(K));
+    double worst = 0;
+    for (DataType code : *dequant_formats) {
+      const auto q = programs::dequant_fragment(code, DataType::f16());
+      std::map<std::string, std::int64_t> s = {{"blocks", 3}};
+      auto b = vm::random_buffers(q, s, seed);
+      (*runner)(q, b, s);
+      worst = std::max(worst, dequant_error(b, code, 3));
     }
-    report(fmt::format("dequant CUDA, {} formats, vectorized casts, {}", compiled_formats, gpu ? "GPU" : "simulator"),
-           worst_compiled, 0.0);
+    report(fmt::format("dequant, {} formats -> f16 ({})", dequant_formats->size(), where), worst, 0.0);
   }
-  fmt::print("compiled kernels ran on the {}\n", where);
   fmt::print("{}\n", all_ok ? "demo: PASS" : "demo: FAIL");
   return all_ok ? 0 : 1;
 }
@@ -634,7 +626,8 @@ int main(int argc, char** argv) {
   matmul->add_option("--arch", mm.arch, "sm_XX");
   matmul->add_option("--emit", mm.emit, "also write the kernel")->check(CLI::IsMember({"cuda", "ptx", "cubin"}));
   matmul->add_option("-o,--output", mm.out, "output file for --emit (default stdout)");
-  matmul->add_option("--run", mm.run, "run with seeded random data")->check(CLI::IsMember({"sim", "gpu"}));
+  matmul->add_option("--run", mm.run, "run with seeded random data: sim, gpu, or auto (the GPU if present, else sim)")
+      ->check(CLI::IsMember({"sim", "gpu", "auto"}));
   matmul->add_flag("--check", mm.check, "compare with a double-precision host reference");
   matmul->add_option("--seed", mm.seed, "data seed");
 
