@@ -1,0 +1,51 @@
+/* anybit C API: the quantized matmul for FFI. Every function returns a status; anybit_last_error() gives
+   the message of the calling thread's last failure. Buffers are host memory, 16-byte aligned. */
+#ifndef ANYBIT_C_API_H
+#define ANYBIT_C_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  ANYBIT_OK = 0,
+  ANYBIT_ERROR_NULL_POINTER = 1,
+  ANYBIT_ERROR_MISALIGNED_POINTER = 2,
+  ANYBIT_ERROR_UNSUPPORTED_FORMAT = 3,
+  ANYBIT_ERROR_UNSUPPORTED_SHAPE = 4,
+  ANYBIT_ERROR_GROUP_SIZE = 5,
+  ANYBIT_ERROR_ZERO_POINTS = 6,
+  ANYBIT_ERROR_NO_GPU = 7,
+  ANYBIT_ERROR_INTERNAL = 8,
+  ANYBIT_ERROR_INVALID_ARGUMENT = 9 /* an enum value outside its range */
+} anybit_status;
+
+typedef enum { ANYBIT_DEVICE_BEST = 0, ANYBIT_DEVICE_GPU = 1, ANYBIT_DEVICE_SIM = 2 } anybit_device;
+typedef enum { ANYBIT_ZEROS_NONE = 0, ANYBIT_ZEROS_INT = 1, ANYBIT_ZEROS_FLOAT = 2 } anybit_zeros;
+
+typedef struct {
+  const char* weight_type;      /* "int3", "uint4", "f4e2m1", ... */
+  const char* activation_type;  /* "f16" or "bf16" */
+  int group;                    /* a multiple of 16 dividing K; K for per-channel scales */
+  anybit_zeros zeros;
+} anybit_format;
+
+/* Bytes of the packed weight layout for N x K codes. */
+anybit_status anybit_packed_size(const anybit_format* format, int64_t N, int64_t K, size_t* bytes);
+/* Packs N x K codes (one per byte) into `packed` (anybit_packed_size bytes). */
+anybit_status anybit_pack_weights(const anybit_format* format, const uint8_t* codes, int64_t N, int64_t K, uint8_t* packed);
+/* C = A . W^T with W = (decode(q) - z) * s; zeros is NULL without zero points. */
+anybit_status anybit_matmul(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,
+                            const void* packed_weights, const void* scales, const void* zeros, void* C,
+                            anybit_device device);
+/* The message of this thread's last failure ("" after success). */
+const char* anybit_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

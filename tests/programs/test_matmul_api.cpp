@@ -1,0 +1,108 @@
+// The drop-in call: C++ and C entry points, correct results, and a specific error for each misuse.
+#include <doctest/doctest.h>
+
+#include "backend_cuda/driver.h"
+#include "isa/error.h"
+#include "programs/anybit.h"
+#include "programs/matmul_api.h"
+#include "quant_matmul_harness.h"
+
+using namespace anybit;
+using programs::QuantFormat;
+using programs::ZeroMode;
+using isa::DataType;
+
+namespace {
+
+MatmulProblem problem_of(testing::QuantProblem& p) {
+  return {p.format, p.M, p.N, p.K, p.buffers.at("A").data(), p.buffers.at("Wp").data(), p.buffers.at("S").data(),
+          p.buffers.count("Z") ? p.buffers.at("Z").data() : nullptr, p.buffers.at("C").data()};
+}
+
+}  // namespace
+
+TEST_CASE("matmul() on the simulator, and Device::best() falling back to it, match the reference") {
+  for (const QuantFormat& f : {QuantFormat{DataType::signed_int(3), DataType::f16(), 128, ZeroMode::None},
+                               QuantFormat{DataType::unsigned_int(4), DataType::bf16(), 64, ZeroMode::Integer}}) {
+    CAPTURE(f.weights.name());
+    auto p = testing::make_problem(f, 7, 64, 128, 21);
+    const auto r = matmul(problem_of(p), Device::sim());
+    CHECK_FALSE(r.ran_on_gpu);
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+    std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
+    const auto best = matmul(problem_of(p), Device::best());
+    if (!backend_cuda::driver_status().available) CHECK(best.note.find("ran on the CPU simulator") != std::string::npos);
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+  }
+}
+
+TEST_CASE("matmul() misuse: each argument problem has its own message") {
+  const QuantFormat f{DataType::signed_int(4), DataType::f16(), 32, ZeroMode::None};
+  auto p = testing::make_problem(f, 3, 64, 64, 5);
+  auto expect = [&](MatmulProblem q, const char* message, Device d = Device::sim()) {
+    CAPTURE(message);
+    CHECK_THROWS_WITH_AS(matmul(q, d), doctest::Contains(message), Error);
+  };
+  MatmulProblem q = problem_of(p);
+  q.A = nullptr;
+  expect(q, "matmul: A is null");
+  q = problem_of(p);
+  q.C = static_cast<std::uint8_t*>(q.C) + 2;
+  expect(q, "matmul: C is not 16-byte aligned");
+  q = problem_of(p);
+  q.zeros = q.scales;
+  expect(q, "zeros given, but the format has no zero points");
+  q = problem_of(p);
+  q.N = 72;
+  expect(q, "N and K must be multiples of 16, got N=72");
+  q = problem_of(p);
+  q.format.group = 48;
+  expect(q, "group size 48 must be a multiple of 16 that divides K=64");
+  q = problem_of(p);
+  q.format.zeros = ZeroMode::Float;
+  expect(q, "matmul: zeros is null");
+  if (!backend_cuda::driver_status().available) expect(problem_of(p), "no CUDA driver", Device::gpu());
+}
+
+TEST_CASE("C API: status codes and messages, packing, and a correct result") {
+  const QuantFormat f{DataType::signed_int(5), DataType::f16(), 32, ZeroMode::None};
+  auto p = testing::make_problem(f, 4, 64, 64, 8);
+  anybit_format cf{"int5", "f16", 32, ANYBIT_ZEROS_NONE};
+  size_t bytes = 0;
+  CHECK(anybit_packed_size(&cf, 64, 64, &bytes) == ANYBIT_OK);
+  CHECK(bytes == p.packed.size());
+  std::vector<std::uint8_t> packed(bytes);
+  CHECK(anybit_pack_weights(&cf, p.q.codes.data(), 64, 64, packed.data()) == ANYBIT_OK);
+  CHECK(packed == p.packed);
+  auto& c = p.buffers.at("C");
+  CHECK(anybit_matmul(&cf, 4, 64, 64, p.buffers.at("A").data(), packed.data(), p.buffers.at("S").data(), nullptr, c.data(),
+                      ANYBIT_DEVICE_SIM) == ANYBIT_OK);
+  CHECK(std::string(anybit_last_error()).empty());
+  CHECK(testing::relative_error(p) <= testing::tolerance(f, 64));
+
+  auto call = [&](const anybit_format* fmt_, int64_t N, const void* a, void* out, anybit_device d = ANYBIT_DEVICE_SIM,
+                  const void* zeros = nullptr) {
+    return anybit_matmul(fmt_, 4, N, 64, a, packed.data(), p.buffers.at("S").data(), zeros, out, d);
+  };
+  CHECK(call(nullptr, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_NULL_POINTER);
+  CHECK(std::string(anybit_last_error()) == "matmul: format is null");
+  CHECK(call(&cf, 64, nullptr, c.data()) == ANYBIT_ERROR_NULL_POINTER);
+  CHECK(call(&cf, 64, p.buffers.at("A").data() + 1, c.data()) == ANYBIT_ERROR_MISALIGNED_POINTER);
+  CHECK(std::string(anybit_last_error()) == "matmul: A is not 16-byte aligned");
+  CHECK(call(&cf, 65, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_UNSUPPORTED_SHAPE);
+  anybit_format bad{"int9", "f16", 32, ANYBIT_ZEROS_NONE};
+  CHECK(call(&bad, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_UNSUPPORTED_FORMAT);
+  CHECK(std::string(anybit_last_error()).find("unknown data type 'int9'") != std::string::npos);
+  anybit_format f32act{"int5", "f32", 32, ANYBIT_ZEROS_NONE};
+  CHECK(call(&f32act, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_UNSUPPORTED_FORMAT);
+  anybit_format group{"int5", "f16", 24, ANYBIT_ZEROS_NONE};
+  CHECK(call(&group, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_GROUP_SIZE);
+  anybit_format signed_zeros{"int5", "f16", 32, ANYBIT_ZEROS_INT};
+  CHECK(call(&signed_zeros, 64, p.buffers.at("A").data(), c.data(), ANYBIT_DEVICE_SIM, p.buffers.at("S").data()) ==
+        ANYBIT_ERROR_ZERO_POINTS);
+  if (!backend_cuda::driver_status().available)
+    CHECK(call(&cf, 64, p.buffers.at("A").data(), c.data(), ANYBIT_DEVICE_GPU) == ANYBIT_ERROR_NO_GPU);
+  CHECK(call(&cf, 64, p.buffers.at("A").data(), c.data(), static_cast<anybit_device>(9)) == ANYBIT_ERROR_INVALID_ARGUMENT);
+  CHECK(std::string(anybit_last_error()) == "matmul: device 9 is not one of ANYBIT_DEVICE_BEST/GPU/SIM");
+  CHECK(anybit_packed_size(&cf, 64, 64, nullptr) == ANYBIT_ERROR_NULL_POINTER);
+}
