@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <cstdlib>
+#include <mutex>
 #include <random>
 
+#include "backend_cuda/cache.h"
 #include "backend_cuda/runtime/anybit_sim_abi.h"
 #include "isa/error.h"
 
@@ -60,6 +63,31 @@ std::string run_command(const std::string& command) {
 
 }  // namespace
 
+std::string simulator_library() {
+  // ANYBIT_SIM_LIBRARY=embedded forces the copy built from the embedded source.
+  const char* env = std::getenv("ANYBIT_SIM_LIBRARY");
+  const bool embedded = env && std::string(env) == "embedded";
+  if (env && *env && !embedded) return env;
+  if (!embedded && std::filesystem::exists(ANYBIT_SIM_LIBRARY)) return ANYBIT_SIM_LIBRARY;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  const std::string key = sha256_hex(simulator_library_source() + simulator_runtime() + runtime_header() + simulator_abi()).substr(0, 16);
+  const auto dir = KernelCache::default_directory() / ("simulator-" + key);
+  const auto library = dir / "libanybit_sim.so";
+  if (std::filesystem::exists(library)) return library.string();
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / kRuntimeHeaderName) << runtime_header();
+  std::ofstream(dir / "anybit_sim.h") << simulator_runtime();
+  std::ofstream(dir / "anybit_sim_abi.h") << simulator_abi();
+  std::ofstream(dir / "anybit_sim.cpp") << simulator_library_source();
+  std::random_device rd;
+  const auto tmp = dir / fmt::format("libanybit_sim.{:08x}.so", rd());
+  run_command(fmt::format("{} -std=c++17 -O2 -shared -fPIC -w -I'{}' '{}' -o '{}' -lboost_context", ANYBIT_HOST_CXX,
+                          dir.string(), (dir / "anybit_sim.cpp").string(), tmp.string()));
+  std::filesystem::rename(tmp, library);
+  return library.string();
+}
+
 std::string host_compiler_command() {
   return std::string(ANYBIT_HOST_CXX) + " -std=c++17 -O1 -shared -fPIC -ffp-contract=off -fno-strict-aliasing -w";
 }
@@ -95,7 +123,7 @@ SimKernel SimKernel::build(const vm::Program& program, const EmittedKernel& kern
   // libanybit_sim.so.
   std::ofstream(impl->dir / "kernel.cpp") << "#include \"anybit_sim_abi.h\"\n" << kernel.source << glue(program, kernel);
   const auto so = impl->dir / "kernel.so";
-  const std::filesystem::path library = ANYBIT_SIM_LIBRARY;
+  const std::filesystem::path library = simulator_library();
   run_command(fmt::format("{} -I'{}' '{}' -o '{}' '{}' -Wl,-rpath,'{}'", host_compiler_command(), impl->dir.string(),
                           (impl->dir / "kernel.cpp").string(), so.string(), library.string(),
                           library.parent_path().string()));

@@ -45,7 +45,13 @@ class SimKernel {
 
 // The host compiler command used for kernels.
 std::string host_compiler_command();
-// The simulator's ABI header, as text (written next to each kernel it compiles).
+// The simulator's ABI header, runtime and library source, as text.
 const std::string& simulator_abi();
+const std::string& simulator_runtime();
+const std::string& simulator_library_source();
+// libanybit_sim.so: $ANYBIT_SIM_LIBRARY, else the one built with anybit, else one compiled from the
+// embedded source into the kernel cache directory (installed copies of anybit find it that way;
+// ANYBIT_SIM_LIBRARY=embedded forces this).
+std::string simulator_library();
 
 }  // namespace anybit::backend_cuda
