@@ -1,5 +1,6 @@
 #include "programs/quant_matmul.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "isa/bitpack.h"
@@ -17,8 +18,17 @@ using namespace layout;
 
 // Layout of a warp group's 16 x (16 * warps) weight tile (k x n) in the mma B operand arrangement:
 // warps side by side along n, two n8 fragments per warp.
-RegisterLayout weight_layout(int warps) { return spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_b(); }
+// K steps of 16 whose codes one lane loads at once: up to 4 (8 * 4 codes, 4b bytes: 16 for int4), never
+// more than a scale group.
+int chunk_steps(const QuantFormat& f) { return std::min(4, f.group / 16); }
+
+// Layout of a warp group's (16 * steps) x (16 * warps) weight tile (k x n) in the mma B operand
+// arrangement: warps side by side along n, two n8 fragments per warp, K steps in local slots.
+RegisterLayout weight_layout(int warps, int steps) {
+  return local({steps, 1}) * spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_b();
+}
 RegisterLayout accumulator_layout(int warps) { return spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_c(); }
+
 
 double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decode(f.activations, code); }
 
@@ -86,22 +96,22 @@ namespace {
 // Visits every (thread-stream bit offset, n, k) of the packed layout.
 template <typename Fn>
 void for_each_packed_code(const QuantFormat& f, std::int64_t N, std::int64_t K, const Schedule& s, Fn fn) {
-  const int b = f.weights.bits(), threads = 32 * s.warps;
+  const int b = f.weights.bits(), threads = 32 * s.warps, c = chunk_steps(f);
   const std::int64_t width = 16 * s.warps, blocks = (N + width - 1) / width;
-  const RegisterLayout l = weight_layout(s.warps);
-  for (std::int64_t ks = 0; ks < K / 16; ++ks)
+  const RegisterLayout l = weight_layout(s.warps, c);
+  for (std::int64_t kc = 0; kc < K / (16 * c); ++kc)
     for (std::int64_t nb = 0; nb < blocks; ++nb)
       for (int t = 0; t < threads; ++t)
-        for (int slot = 0; slot < 8; ++slot) {
+        for (int slot = 0; slot < 8 * c; ++slot) {
           const Shape kn = l.logical_index(t, slot);
-          const std::int64_t thread = (ks * blocks + nb) * threads + t;
-          fn(static_cast<std::size_t>(thread * 8 * b + slot * b), nb * width + kn[1], ks * 16 + kn[0]);
+          const std::int64_t thread = (kc * blocks + nb) * threads + t;
+          fn(static_cast<std::size_t>(thread * 8 * c * b + slot * b), nb * width + kn[1], kc * 16 * c + kn[0]);
         }
 }
 
 std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K, const Schedule& s) {
   const std::int64_t width = 16 * s.warps, blocks = (N + width - 1) / width;
-  return static_cast<std::size_t>((K / 16) * blocks * 32 * s.warps * f.weights.bits());
+  return static_cast<std::size_t>((K / 16) * blocks * 32 * s.warps * f.weights.bits());  // b bytes per lane and K step
 }
 
 }  // namespace
@@ -134,7 +144,11 @@ std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector
 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);
-  const int W = s.warps, b = f.weights.bits(), width = 16 * W;
+  const int W = s.warps, b = f.weights.bits(), width = 16 * W, c = chunk_steps(f), steps_per_group = f.group / (16 * c);
+  // When the activation type holds every value of the format exactly, the group scale is applied once per
+  // group to an f32 partial sum (sum_k A q s = s sum_k A q); otherwise each weight is scaled through f32
+  // before the product (e.g. f7e5m1 reaches 98304, beyond f16).
+  const bool fold_scale = isa::max_finite(f.weights) <= isa::max_finite(act);
   vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}", f.weights.name(), act.name(), f.group,
                               f.zeros == ZeroMode::None ? "" : f.zeros == ZeroMode::Integer ? "_zint" : "_zfloat"),
                   W);
@@ -147,39 +161,48 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   bld.grid({isa::ceil_div(N, width), isa::ceil_div(M, 16)});
   const Expr blocks_n = bld.let("blocks_n", isa::ceil_div(N, width));
   auto A = bld.name(bld.global_view(pa, {M, K}, {K, 1}), "gA");
-  auto Wv = bld.name(bld.global_view(pw, {K / 16 * blocks_n * 32 * W, b}, {b, 1}), "gW");
-  // Scales (and zeros) broadcast over the 16 rows of a K step: a stride-0 middle dimension.
-  auto S = bld.name(bld.global_view(ps, {K / f.group, 16, N}, {N, 0, 1}), "gS");
+  auto Wv = bld.name(bld.global_view(pw, {K / (16 * c) * blocks_n * 32 * W, c * b}, {c * b, 1}), "gW");
+  // Scales and zeros are broadcast over K inside a group: a stride-0 middle dimension.
+  auto S = bld.name(bld.global_view(ps, {K / f.group, 16 * c, N}, {N, 0, 1}), "gS");
   vm::Value Z{};
-  if (f.zeros != ZeroMode::None) Z = bld.name(bld.global_view(pz, {K / f.group, 16, N}, {N, 0, 1}), "gZ");
+  if (f.zeros != ZeroMode::None) Z = bld.name(bld.global_view(pz, {K / f.group, 16 * c, N}, {N, 0, 1}), "gZ");
   auto C = bld.name(bld.global_view(pc, {M, N}, {N, 1}), "gC");
-  auto acc = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, accumulator_layout(W))), "acc");
+  const RegisterLayout cl = accumulator_layout(W), wl = weight_layout(W, c);
+  auto acc = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, cl)), "acc");
   const Expr m0 = bld.let("m0", isa::block_idx_y() * 16), n0 = bld.let("n0", isa::block_idx_x() * width);
-  const RegisterLayout wl = weight_layout(W);
-  const RegisterLayout wl3 = reshape(wl, {1, 16, width});
-  bld.for_range("k", 0, K / 16, [&](Expr k) {
-    auto a = bld.name(bld.load_global(A, {m0, k * 16}, vm::reg(act, {16, 16}, replicated(W) * mma_m16n8k16_a()), true), "a");
-    auto bytes = bld.name(bld.load_global(Wv, {(k * blocks_n + isa::block_idx_x()) * (32 * W), 0},
-                                          vm::reg(u8, {32 * W, b}, spatial({32 * W, 1}) * local({1, b}))),
-                          "bytes");
-    auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16, width}, wl)), "codes");
-    // Decode into the activation type when it holds every value of the format, else through f32 (e.g.
-    // f7e5m1 reaches 98304, beyond f16).
-    const DataType mid = isa::max_finite(f.weights) <= isa::max_finite(act) ? act : f32;
-    auto w = bld.name(bld.cast(codes, mid), "w");
-    const Expr group_row = k * 16 / f.group;
-    if (f.zeros != ZeroMode::None) {
-      const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
-      auto z3 = bld.load_global(Z, {group_row, 0, n0}, vm::reg(zt, {1, 16, width}, wl3), true);
-      auto z = bld.reshape(z3, {16, width});
-      auto za = zt == mid ? z : bld.cast(z, mid);
-      w = bld.name(bld.sub(w, za), "shifted");
+  const DataType mid = fold_scale ? act : f32;
+  // One group's slice of scales (or zeros) in the layout `l` of a tile of `rows` rows.
+  auto group_tile = [&](vm::Value view, DataType t, Expr group, int rows, const RegisterLayout& l) {
+    auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, rows, width}, reshape(l, {1, rows, width})), true);
+    return bld.reshape(t3, {rows, width});
+  };
+  bld.for_range("g", 0, K / f.group, [&](Expr g) {
+    auto part = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, cl)), "part");
+    bld.for_range("step", 0, steps_per_group, [&](Expr step) {
+      const Expr kc = bld.let("kc", g * steps_per_group + step);
+      auto a = bld.name(bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {16, 16 * c}, replicated(W) * local({1, c}) * mma_m16n8k16_a()), true), "a");
+      auto bytes = bld.name(bld.load_global(Wv, {(kc * blocks_n + isa::block_idx_x()) * (32 * W), 0},
+                                            vm::reg(u8, {32 * W, c * b}, spatial({32 * W, 1}) * local({1, c * b}))),
+                            "bytes");
+      auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, wl)), "codes");
+      auto w = bld.name(bld.cast(codes, mid), "w");
+      if (f.zeros != ZeroMode::None) {
+        const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
+        auto z = group_tile(Z, zt, g, 16 * c, wl);
+        w = bld.name(bld.sub(w, zt == mid ? z : bld.cast(z, mid)), "shifted");
+      }
+      if (!fold_scale) {
+        auto scale = bld.cast(group_tile(S, act, g, 16 * c, wl), f32);
+        w = bld.name(bld.cast(bld.mul(w, scale), act), "scaled");
+      }
+      bld.dot(part, a, w);
+    });
+    if (fold_scale) {
+      auto scale = bld.name(bld.cast(group_tile(S, act, g, 16, cl), f32), "scale");
+      bld.assign(acc, bld.fma(part, scale, acc));
+    } else {
+      bld.assign(acc, bld.add(acc, part));
     }
-    auto s3 = bld.load_global(S, {group_row, 0, n0}, vm::reg(act, {1, 16, width}, wl3), true);
-    auto scale = bld.name(bld.reshape(s3, {16, width}), "scale");
-    auto wq = bld.name(bld.mul(w, mid == act ? scale : bld.cast(scale, mid)), "weights");
-    if (!(mid == act)) wq = bld.name(bld.cast(wq, act), "weights_act");
-    bld.dot(acc, a, wq);
   });
   bld.store_global(bld.name(bld.cast(acc, act), "out"), C, {m0, n0}, true);
   return bld.build();

@@ -4,9 +4,10 @@
 //
 // A is M x K row-major in f16 or bf16, C is M x N in the same type, accumulation in f32 on tensor cores.
 // q holds codes of any 1..8-bit format, pre-transformed by pack_weights so that each thread's fragment
-// codes are contiguous bytes: every warp covers 16 columns of N per 16-step of K, each lane holds 8 codes
-// (b bytes for b-bit codes), viewed in place as codes of the mma B operand layout, decoded by the
-// vectorized cast emitters, scaled (and shifted by the zero point) in the activation type, then mma.sync.
+// codes are contiguous bytes: every warp covers 16 columns of N, each lane loads 8 codes per K step of 16
+// for up to 4 steps at once (4b bytes: one 16-byte load at 4 bits), viewed in place as codes of the mma B
+// operand layout, decoded by the vectorized cast emitters (and shifted by the zero point), multiplied on
+// tensor cores into an f32 partial sum per scale group, which the group's scale then joins to the result.
 #pragma once
 
 #include <cstdint>
