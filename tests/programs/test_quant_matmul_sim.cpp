@@ -42,3 +42,33 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
     CHECK(counters.mma == static_cast<std::uint64_t>(((M + 15) / 16) * ((N + 63) / 64) * 4 * 2 * (K / 16)));
   }
 }
+
+TEST_CASE("every format x {f16, bf16} on the simulator: groups {32, 128, K}, zero modes, M tails, K = 256") {
+  // Configurations cycle through the matrix so every format meets two group sizes (one per activation
+  // type), unsigned formats meet the zero modes, and M and N tails occur throughout.
+  const int groups[] = {32, 128, 256};
+  const std::int64_t Ms[] = {1, 5, 16, 33}, Ns[] = {64, 80};
+  int index = 0;
+  for (DataType t : isa::all_dtypes()) {
+    if (t.bits() > 8 || t.is_bool()) continue;
+    for (DataType act : {DataType::f16(), DataType::bf16()}) {
+      ZeroMode zeros = ZeroMode::None;
+      if (t.kind() == isa::TypeKind::UnsignedInt) zeros = index % 3 == 0 ? ZeroMode::None : index % 3 == 1 ? ZeroMode::Integer : ZeroMode::Float;
+      const QuantFormat f{t, act, groups[index % 3], zeros};
+      const std::int64_t M = Ms[index % 4], N = Ns[index % 2], K = 256;
+      ++index;
+      CAPTURE(t.name());
+      CAPTURE(act.name());
+      CAPTURE(f.group);
+      CAPTURE(static_cast<int>(zeros));
+      CAPTURE(M);
+      CAPTURE(N);
+      const auto lowered = passes::run_pipeline(programs::quant_matmul(f));
+      const auto sim = backend_cuda::SimKernel::build(lowered.program, lowered.kernel);
+      auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(1000 + index));
+      sim.launch(testing::arguments(p));
+      CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
+    }
+  }
+  CHECK(index == 86);
+}
