@@ -31,16 +31,17 @@ typedef struct {
   const char* activation_type;  /* "f16" or "bf16" */
   int group;                    /* a multiple of 16 dividing K; K for per-channel scales */
   anybit_zeros zeros;
+  int bias; /* nonzero: C = A . W^T + bias[N] */
 } anybit_format;
 
 /* Bytes of the packed weight layout for N x K codes. */
 anybit_status anybit_packed_size(const anybit_format* format, int64_t N, int64_t K, size_t* bytes);
 /* Packs N x K codes (one per byte) into `packed` (anybit_packed_size bytes). */
 anybit_status anybit_pack_weights(const anybit_format* format, const uint8_t* codes, int64_t N, int64_t K, uint8_t* packed);
-/* C = A . W^T with W = (decode(q) - z) * s; zeros is NULL without zero points. */
+/* C = A . W^T (+ bias) with W = (decode(q) - z) * s; zeros and bias are NULL when the format has none. */
 anybit_status anybit_matmul(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,
-                            const void* packed_weights, const void* scales, const void* zeros, void* C,
-                            anybit_device device);
+                            const void* packed_weights, const void* scales, const void* zeros, const void* bias,
+                            void* C, anybit_device device);
 /* The message of this thread's last failure ("" after success). */
 const char* anybit_last_error(void);
 

@@ -61,6 +61,8 @@ MatmulResult matmul(const MatmulProblem& p, Device device) {
   check_pointer(p.zeros, "zeros", f.zeros != programs::ZeroMode::None);
   if (f.zeros == programs::ZeroMode::None && p.zeros)
     throw Error("matmul: zeros given, but the format has no zero points (ZeroMode::None)");
+  check_pointer(p.bias, "bias", f.bias);
+  if (!f.bias && p.bias) throw Error("matmul: bias given, but the format has none (set format.bias)");
   CompiledMatmul& c = compiled(f);
   // The kernel's buffers, as spans over the caller's memory (the kernel writes only C).
   const std::int64_t groups = p.K / f.group;
@@ -73,6 +75,7 @@ MatmulResult matmul(const MatmulProblem& p, Device device) {
   if (f.zeros != programs::ZeroMode::None)
     args.buffers["Z"] = span(p.zeros, bytes_of(groups * p.N, f.zeros == programs::ZeroMode::Integer ? f.weights : f.activations));
   args.buffers["C"] = span(p.C, bytes_of(p.M * p.N, f.activations));
+  if (f.bias) args.buffers["B"] = span(p.bias, bytes_of(p.N, f.activations));
   args.scalars = {{"M", p.M}, {"N", p.N}, {"K", p.K}};
   MatmulResult result;
   const auto& driver = backend_cuda::driver_status();
@@ -144,7 +147,8 @@ anybit::programs::QuantFormat to_format(const anybit_format* f) {
   return {anybit::isa::parse_dtype(f->weight_type), anybit::isa::parse_dtype(f->activation_type), f->group,
           f->zeros == ANYBIT_ZEROS_INT     ? anybit::programs::ZeroMode::Integer
           : f->zeros == ANYBIT_ZEROS_FLOAT ? anybit::programs::ZeroMode::Float
-                                           : anybit::programs::ZeroMode::None};
+                                           : anybit::programs::ZeroMode::None,
+          f->bias != 0};
 }
 
 }  // namespace
@@ -173,10 +177,10 @@ anybit_status anybit_pack_weights(const anybit_format* format, const uint8_t* co
 }
 
 anybit_status anybit_matmul(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,
-                            const void* packed_weights, const void* scales, const void* zeros, void* C,
-                            anybit_device device) {
+                            const void* packed_weights, const void* scales, const void* zeros, const void* bias,
+                            void* C, anybit_device device) {
   return guarded([&] {
-    anybit::MatmulProblem p{to_format(format), M, N, K, A, packed_weights, scales, zeros, C};
+    anybit::MatmulProblem p{to_format(format), M, N, K, A, packed_weights, scales, zeros, C, bias};
     if (device < ANYBIT_DEVICE_BEST || device > ANYBIT_DEVICE_SIM)
       throw anybit::Error(fmt::format("matmul: device {} is not one of ANYBIT_DEVICE_BEST/GPU/SIM", static_cast<int>(device)));
     anybit::matmul(p, device == ANYBIT_DEVICE_GPU   ? anybit::Device::gpu()

@@ -1,6 +1,6 @@
 // The drop-in quantized matmul call (C++). The C entry points for FFI are in programs/anybit.h.
 //
-//   anybit::MatmulProblem p{format, M, N, K, A, packed_weights, scales, zeros, C};
+//   anybit::MatmulProblem p{format, M, N, K, A, packed_weights, scales, zeros, C, bias};
 //   anybit::matmul(p, anybit::Device::best());
 //
 // Buffers are host memory in this version: the simulator runs on them directly and a GPU run copies them
@@ -31,6 +31,7 @@ struct MatmulProblem {
   const void* scales = nullptr;          // K/g x N activation codes
   const void* zeros = nullptr;           // K/g x N codes (weight format or activation type); null without zeros
   void* C = nullptr;                     // M x N activation codes, written
+  const void* bias = nullptr;            // N activation codes when format.bias, else null
 };
 
 struct MatmulResult {

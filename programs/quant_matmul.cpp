@@ -149,13 +149,16 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // group to an f32 partial sum (sum_k A q s = s sum_k A q); otherwise each weight is scaled through f32
   // before the product (e.g. f7e5m1 reaches 98304, beyond f16).
   const bool fold_scale = isa::max_finite(f.weights) <= isa::max_finite(act);
-  vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}", f.weights.name(), act.name(), f.group,
-                              f.zeros == ZeroMode::None ? "" : f.zeros == ZeroMode::Integer ? "_zint" : "_zfloat"),
+  vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}{}", f.weights.name(), act.name(), f.group,
+                              f.zeros == ZeroMode::None ? "" : f.zeros == ZeroMode::Integer ? "_zint" : "_zfloat",
+                              f.bias ? "_bias" : ""),
                   W);
   auto pa = bld.pointer("A", act), pw = bld.pointer("Wp", u8), ps = bld.pointer("S", act);
   vm::Pointer pz{};
   if (f.zeros == ZeroMode::Integer) pz = bld.pointer("Z", f.weights);
   if (f.zeros == ZeroMode::Float) pz = bld.pointer("Z", act);
+  vm::Pointer pb{};
+  if (f.bias) pb = bld.pointer("B", act);
   auto pc = bld.pointer("C", act);
   Expr M = bld.i32("M"), N = bld.i32("N"), K = bld.i32("K");
   bld.grid({isa::ceil_div(N, width), isa::ceil_div(M, 16)});
@@ -204,12 +207,19 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       bld.assign(acc, bld.add(acc, part));
     }
   });
-  bld.store_global(bld.name(bld.cast(acc, act), "out"), C, {m0, n0}, true);
+  vm::Value result = acc;
+  if (f.bias) {  // bias[n] broadcast over the rows: a stride-0 first dimension
+    auto B = bld.name(bld.global_view(pb, {16, N}, {0, 1}), "gB");
+    auto bias = bld.name(bld.cast(bld.load_global(B, {0, n0}, vm::reg(act, {16, width}, cl), true), f32), "bias");
+    result = bld.add(acc, bias);
+  }
+  bld.store_global(bld.name(bld.cast(result, act), "out"), C, {m0, n0}, true);
   return bld.build();
 }
 
 std::vector<double> reference_quant_matmul(const QuantFormat& f, const std::vector<std::uint32_t>& a, const Quantized& q,
-                                           std::int64_t M, std::int64_t N, std::int64_t K) {
+                                           std::int64_t M, std::int64_t N, std::int64_t K,
+                                           const std::vector<std::uint32_t>& bias) {
   std::vector<double> w(static_cast<std::size_t>(N * K));
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t k = 0; k < K; ++k) {
@@ -222,7 +232,7 @@ std::vector<double> reference_quant_matmul(const QuantFormat& f, const std::vect
   std::vector<double> c(static_cast<std::size_t>(M * N), 0.0);
   for (std::int64_t m = 0; m < M; ++m)
     for (std::int64_t n = 0; n < N; ++n) {
-      double sum = 0;
+      double sum = f.bias ? isa::decode(f.activations, bias.at(static_cast<std::size_t>(n))) : 0.0;
       for (std::int64_t k = 0; k < K; ++k) sum += isa::decode(f.activations, a[m * K + k]) * w[n * K + k];
       c[m * N + n] = sum;
     }

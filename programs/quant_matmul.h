@@ -25,6 +25,7 @@ struct QuantFormat {
   isa::DataType activations = isa::DataType::f16();
   int group = 128;  // g; a multiple of 16 dividing K (K itself for per-channel scales)
   ZeroMode zeros = ZeroMode::None;
+  bool bias = false;  // C = A . W^T + bias[N] (activation type)
 };
 
 struct Schedule {
@@ -51,11 +52,13 @@ std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<s
 std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& packed, std::int64_t N,
                                          std::int64_t K, const Schedule& s = {});
 
-// The kernel as a VM program: parameters A, Wp (packed), S, [Z], C, M, N, K.
+// The kernel as a VM program: parameters A, Wp (packed), S, [Z], [B (bias)], C, M, N, K.
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
 
 // Host reference in double: dequantize, then multiply. A holds activation codes (M x K).
+// bias: N activation codes when f.bias, else ignored.
 std::vector<double> reference_quant_matmul(const QuantFormat& f, const std::vector<std::uint32_t>& a, const Quantized& q,
-                                           std::int64_t M, std::int64_t N, std::int64_t K);
+                                           std::int64_t M, std::int64_t N, std::int64_t K,
+                                           const std::vector<std::uint32_t>& bias = {});
 
 }  // namespace anybit::programs

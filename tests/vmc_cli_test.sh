@@ -105,6 +105,13 @@ expect_error "matmul rejects bad shapes" 'N and K must be multiples of 16, got N
 expect_error "matmul rejects int zeros on signed formats" 'integer zero points need an unsigned integer format, not int4' -- "$vmc" matmul --wtype int4 --zeros int
 expect_error "matmul rejects unknown formats" "unknown data type 'int9'" -- "$vmc" matmul --wtype int9
 
+"$vmc" matmul --wtype uint3 --zeros int --bias --group 64 --M 5 --N 64 --K 128 --run sim --dump "$tmp/mm1" >/dev/null &&
+  "$vmc" matmul --wtype uint3 --zeros int --bias --group 64 --M 5 --N 64 --K 128 --run sim --load "$tmp/mm1" --dump "$tmp/mm2" >/dev/null &&
+  cmp -s "$tmp/mm1/C.bin" "$tmp/mm2/C.bin" && [ "$(stat -c %s "$tmp/mm1/q.bin")" = 8192 ] &&
+  pass "matmul --dump then --load reproduces C" || fail "matmul --dump/--load"
+expect_ok "matmul --load --check" 'PASS$' -- "$vmc" matmul --wtype uint3 --zeros int --bias --group 64 --M 5 --N 64 --K 128 --run sim --load "$tmp/mm1" --check
+expect_error "matmul --load with the wrong sizes" "A.bin' has 1280 bytes; M=6 N=64 K=128 group=64 need 1536" -- "$vmc" matmul --wtype uint3 --zeros int --bias --group 64 --M 6 --N 64 --K 128 --run sim --load "$tmp/mm1"
+expect_error "matmul --dump does not overwrite" 'exists; pass --force' -- "$vmc" matmul --wtype uint3 --zeros int --bias --group 64 --M 5 --N 64 --K 128 --run sim --dump "$tmp/mm1"
 expect_ok "matmul --run auto falls back to the simulator" "PASS$" -- "$vmc" matmul --wtype int3 --group 128 --M 16 --N 64 --K 256 --run auto --check
 expect_ok "demo passes" '^demo: PASS$' -- "$vmc" demo
 

@@ -374,7 +374,8 @@ int cmd_run(const std::string& file, const std::vector<std::string>& params, std
 }
 
 struct MatmulOptions {
-  std::string wtype = "int4", atype = "f16", zeros = "none", arch = "sm_80", emit, out, run;
+  std::string wtype = "int4", atype = "f16", zeros = "none", arch = "sm_80", emit, out, run, load, dump;
+  bool bias = false, force = false;
   int group = 128;
   std::int64_t M = 16, N = 256, K = 256;
   bool check = false;
@@ -383,9 +384,10 @@ struct MatmulOptions {
 
 int cmd_matmul(const MatmulOptions& o) {
   programs::QuantFormat f{isa::parse_dtype(o.wtype), isa::parse_dtype(o.atype), o.group,
-                          o.zeros == "int" ? programs::ZeroMode::Integer
+                          o.zeros == "int"     ? programs::ZeroMode::Integer
                           : o.zeros == "float" ? programs::ZeroMode::Float
-                                               : programs::ZeroMode::None};
+                                               : programs::ZeroMode::None,
+                          o.bias};
   programs::validate(f, o.M, o.N, o.K);
   passes::PipelineOptions options;
   options.emit.divisibility = {{"N", 16}, {"K", 16}};  // what validate() guarantees
@@ -408,26 +410,61 @@ int cmd_matmul(const MatmulOptions& o) {
   fmt::print("{}: {} registers, {} bytes spilled, {} bytes of shared memory\n", o.arch, c.stats.registers,
              c.stats.spill_store_bytes + c.stats.spill_load_bytes, lowered.kernel.shared_bytes);
   if (o.run.empty()) return 0;
-  // Seeded problem: normal weights quantized to the format, normal activations.
-  std::mt19937_64 rng(o.seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<float> w(static_cast<std::size_t>(o.N * o.K));
-  for (auto& x : w) x = static_cast<float>(normal(rng) * 0.05);
-  const auto q = programs::quantize(f, w, o.N, o.K);
-  std::vector<std::uint32_t> a(static_cast<std::size_t>(o.M * o.K));
-  for (auto& x : a) x = isa::encode(f.activations, normal(rng));
+  // The problem: from --load DIR (documented raw files), else seeded normal weights and activations.
+  const int abits = f.activations.bits();
+  const std::int64_t groups = o.K / f.group;
+  const bool int_zeros = f.zeros == programs::ZeroMode::Integer;
   auto codes = [](const std::vector<std::uint32_t>& v, int bits) {
     std::vector<std::uint8_t> out(isa::packed_bytes(v.size(), bits), 0);
     for (std::size_t i = 0; i < v.size(); ++i) isa::write_code(out, i, bits, v[i]);
     return out;
   };
+  auto unpack = [](const std::vector<std::uint8_t>& bytes, std::size_t count, int bits) {
+    std::vector<std::uint32_t> out(count);
+    for (std::size_t i = 0; i < count; ++i) out[i] = isa::read_code(bytes, i, bits);
+    return out;
+  };
+  programs::Quantized q;
+  std::vector<std::uint32_t> a, bias;
+  if (!o.load.empty()) {
+    auto file = [&](const std::string& name, std::size_t bytes) {
+      const std::string path = (std::filesystem::path(o.load) / name).string();
+      std::string text = read_file(path);
+      if (text.size() != bytes)
+        throw Error(fmt::format("--load: '{}' has {} bytes; M={} N={} K={} group={} need {}", path, text.size(), o.M, o.N, o.K,
+                                f.group, bytes));
+      return std::vector<std::uint8_t>(text.begin(), text.end());
+    };
+    a = unpack(file("A.bin", isa::packed_bytes(o.M * o.K, abits)), o.M * o.K, abits);
+    q.codes = file("q.bin", static_cast<std::size_t>(o.N * o.K));
+    for (auto c : q.codes)
+      if (c > f.weights.code_mask()) throw Error(fmt::format("--load: q.bin holds code {}, beyond {} bits", c, f.weights.bits()));
+    q.scales = unpack(file("scales.bin", isa::packed_bytes(groups * o.N, abits)), groups * o.N, abits);
+    if (f.zeros != programs::ZeroMode::None) {
+      const auto z = file("zeros.bin", int_zeros ? groups * o.N : isa::packed_bytes(groups * o.N, abits));
+      q.zeros = int_zeros ? std::vector<std::uint32_t>(z.begin(), z.end()) : unpack(z, groups * o.N, abits);
+    }
+    if (f.bias) bias = unpack(file("bias.bin", isa::packed_bytes(o.N, abits)), o.N, abits);
+  } else {
+    std::mt19937_64 rng(o.seed);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::vector<float> w(static_cast<std::size_t>(o.N * o.K));
+    for (auto& x : w) x = static_cast<float>(normal(rng) * 0.05);
+    q = programs::quantize(f, w, o.N, o.K);
+    a.resize(static_cast<std::size_t>(o.M * o.K));
+    for (auto& x : a) x = isa::encode(f.activations, normal(rng));
+    if (f.bias) {
+      bias.resize(static_cast<std::size_t>(o.N));
+      for (auto& x : bias) x = isa::encode(f.activations, normal(rng));
+    }
+  }
   vm::HostBuffers buffers;
-  buffers["A"] = codes(a, f.activations.bits());
+  buffers["A"] = codes(a, abits);
   buffers["Wp"] = programs::pack_weights(f, q.codes, o.N, o.K);
-  buffers["S"] = codes(q.scales, f.activations.bits());
-  if (f.zeros != programs::ZeroMode::None)
-    buffers["Z"] = codes(q.zeros, f.zeros == programs::ZeroMode::Integer ? f.weights.bits() : f.activations.bits());
-  buffers["C"].assign(isa::packed_bytes(static_cast<std::size_t>(o.M * o.N), f.activations.bits()), 0);
+  buffers["S"] = codes(q.scales, abits);
+  if (f.zeros != programs::ZeroMode::None) buffers["Z"] = codes(q.zeros, int_zeros ? f.weights.bits() : abits);
+  if (f.bias) buffers["B"] = codes(bias, abits);
+  buffers["C"].assign(isa::packed_bytes(static_cast<std::size_t>(o.M * o.N), abits), 0);
   const std::map<std::string, std::int64_t> scalars = {{"M", o.M}, {"N", o.N}, {"K", o.K}};
   const auto report = backend_cuda::launch(lowered.program, lowered.kernel, vm::as_arguments(buffers, scalars),
                                            o.run == "gpu"    ? backend_cuda::Target::Gpu
@@ -439,8 +476,19 @@ int cmd_matmul(const MatmulOptions& o) {
     fmt::print("ran on {} in {:.3f} ms (CUDA events)\n", report.note, report.gpu_milliseconds);
   else
     fmt::print("ran on the CPU simulator: {} mma, {} global bytes read\n", report.counters.mma, report.counters.global_read_bytes);
+  if (!o.dump.empty()) {
+    vm::HostBuffers files;
+    files["A"] = buffers["A"];
+    files["q"] = q.codes;
+    files["scales"] = buffers["S"];
+    if (f.zeros != programs::ZeroMode::None)
+      files["zeros"] = int_zeros ? std::vector<std::uint8_t>(q.zeros.begin(), q.zeros.end()) : buffers["Z"];
+    if (f.bias) files["bias"] = buffers["B"];
+    files["C"] = buffers["C"];
+    vm::dump_buffers(files, o.dump, o.force);
+  }
   if (!o.check) return 0;
-  const auto ref = programs::reference_quant_matmul(f, a, q, o.M, o.N, o.K);
+  const auto ref = programs::reference_quant_matmul(f, a, q, o.M, o.N, o.K, bias);
   double worst = 0, scale = 1e-30;
   for (std::size_t i = 0; i < ref.size(); ++i) {
     const double got = isa::decode(f.activations, isa::read_code(buffers["C"], i, f.activations.bits()));
@@ -630,6 +678,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"sim", "gpu", "auto"}));
   matmul->add_flag("--check", mm.check, "compare with a double-precision host reference");
   matmul->add_option("--seed", mm.seed, "data seed");
+  matmul->add_flag("--bias", mm.bias, "add a bias vector of N values");
+  matmul->add_option("--load", mm.load, "read A.bin, q.bin, scales.bin, [zeros.bin], [bias.bin] from DIR instead of the seed");
+  matmul->add_option("--dump", mm.dump, "write the inputs and C.bin to DIR (same formats as --load)");
+  matmul->add_flag("--force", mm.force, "let --dump replace existing files");
 
   auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
   demo->add_option("--seed", seed, "input seed");

@@ -14,7 +14,7 @@ namespace anybit::testing {
 struct QuantProblem {
   programs::QuantFormat format;
   std::int64_t M, N, K;
-  std::vector<std::uint32_t> a;
+  std::vector<std::uint32_t> a, bias;
   programs::Quantized q;
   std::vector<std::uint8_t> packed;
   std::map<std::string, std::vector<std::uint8_t>> buffers;
@@ -23,7 +23,7 @@ struct QuantProblem {
 
 inline QuantProblem make_problem(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K,
                                  std::uint64_t seed) {
-  QuantProblem p{f, M, N, K, {}, {}, {}, {}, {}};
+  QuantProblem p{f, M, N, K, {}, {}, {}, {}, {}, {}};
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
   std::vector<float> w(static_cast<std::size_t>(N * K));
@@ -43,6 +43,11 @@ inline QuantProblem make_problem(const programs::QuantFormat& f, std::int64_t M,
   p.buffers["S"] = pack_codes(p.q.scales, abits);
   if (f.zeros == programs::ZeroMode::Integer) p.buffers["Z"] = pack_codes(p.q.zeros, f.weights.bits());
   if (f.zeros == programs::ZeroMode::Float) p.buffers["Z"] = pack_codes(p.q.zeros, abits);
+  if (f.bias) {
+    p.bias.resize(static_cast<std::size_t>(N));
+    for (auto& c : p.bias) c = isa::encode(f.activations, normal(rng));
+    p.buffers["B"] = pack_codes(p.bias, abits);
+  }
   p.buffers["C"].assign(isa::packed_bytes(static_cast<std::size_t>(M * N), abits), 0);
   p.scalars = {{"M", M}, {"N", N}, {"K", K}};
   return p;
@@ -57,7 +62,7 @@ inline vm::Arguments arguments(QuantProblem& p) {
 
 // Largest |C - reference| relative to the largest |reference| (after rounding C to the activation type).
 inline double relative_error(const QuantProblem& p) {
-  const auto ref = programs::reference_quant_matmul(p.format, p.a, p.q, p.M, p.N, p.K);
+  const auto ref = programs::reference_quant_matmul(p.format, p.a, p.q, p.M, p.N, p.K, p.bias);
   double worst = 0, scale = 1e-30;
   for (std::size_t i = 0; i < ref.size(); ++i) {
     const double got = isa::decode(p.format.activations, isa::read_code(p.buffers.at("C"), i, p.format.activations.bits()));

@@ -16,14 +16,15 @@ namespace {
 
 MatmulProblem problem_of(testing::QuantProblem& p) {
   return {p.format, p.M, p.N, p.K, p.buffers.at("A").data(), p.buffers.at("Wp").data(), p.buffers.at("S").data(),
-          p.buffers.count("Z") ? p.buffers.at("Z").data() : nullptr, p.buffers.at("C").data()};
+          p.buffers.count("Z") ? p.buffers.at("Z").data() : nullptr, p.buffers.at("C").data(),
+          p.buffers.count("B") ? p.buffers.at("B").data() : nullptr};
 }
 
 }  // namespace
 
 TEST_CASE("matmul() on the simulator, and Device::best() falling back to it, match the reference") {
   for (const QuantFormat& f : {QuantFormat{DataType::signed_int(3), DataType::f16(), 128, ZeroMode::None},
-                               QuantFormat{DataType::unsigned_int(4), DataType::bf16(), 64, ZeroMode::Integer}}) {
+                               QuantFormat{DataType::unsigned_int(4), DataType::bf16(), 64, ZeroMode::Integer, true}}) {
     CAPTURE(f.weights.name());
     auto p = testing::make_problem(f, 7, 64, 128, 21);
     const auto r = matmul(problem_of(p), Device::sim());
@@ -61,13 +62,19 @@ TEST_CASE("matmul() misuse: each argument problem has its own message") {
   q = problem_of(p);
   q.format.zeros = ZeroMode::Float;
   expect(q, "matmul: zeros is null");
+  q = problem_of(p);
+  q.format.bias = true;
+  expect(q, "matmul: bias is null");
+  q = problem_of(p);
+  q.bias = q.scales;
+  expect(q, "bias given, but the format has none");
   if (!backend_cuda::driver_status().available) expect(problem_of(p), "no CUDA driver", Device::gpu());
 }
 
 TEST_CASE("C API: status codes and messages, packing, and a correct result") {
   const QuantFormat f{DataType::signed_int(5), DataType::f16(), 32, ZeroMode::None};
   auto p = testing::make_problem(f, 4, 64, 64, 8);
-  anybit_format cf{"int5", "f16", 32, ANYBIT_ZEROS_NONE};
+  anybit_format cf{"int5", "f16", 32, ANYBIT_ZEROS_NONE, 0};
   size_t bytes = 0;
   CHECK(anybit_packed_size(&cf, 64, 64, &bytes) == ANYBIT_OK);
   CHECK(bytes == p.packed.size());
@@ -75,14 +82,14 @@ TEST_CASE("C API: status codes and messages, packing, and a correct result") {
   CHECK(anybit_pack_weights(&cf, p.q.codes.data(), 64, 64, packed.data()) == ANYBIT_OK);
   CHECK(packed == p.packed);
   auto& c = p.buffers.at("C");
-  CHECK(anybit_matmul(&cf, 4, 64, 64, p.buffers.at("A").data(), packed.data(), p.buffers.at("S").data(), nullptr, c.data(),
-                      ANYBIT_DEVICE_SIM) == ANYBIT_OK);
+  CHECK(anybit_matmul(&cf, 4, 64, 64, p.buffers.at("A").data(), packed.data(), p.buffers.at("S").data(), nullptr, nullptr,
+                      c.data(), ANYBIT_DEVICE_SIM) == ANYBIT_OK);
   CHECK(std::string(anybit_last_error()).empty());
   CHECK(testing::relative_error(p) <= testing::tolerance(f, 64));
 
   auto call = [&](const anybit_format* fmt_, int64_t N, const void* a, void* out, anybit_device d = ANYBIT_DEVICE_SIM,
                   const void* zeros = nullptr) {
-    return anybit_matmul(fmt_, 4, N, 64, a, packed.data(), p.buffers.at("S").data(), zeros, out, d);
+    return anybit_matmul(fmt_, 4, N, 64, a, packed.data(), p.buffers.at("S").data(), zeros, nullptr, out, d);
   };
   CHECK(call(nullptr, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_NULL_POINTER);
   CHECK(std::string(anybit_last_error()) == "matmul: format is null");
@@ -90,14 +97,14 @@ TEST_CASE("C API: status codes and messages, packing, and a correct result") {
   CHECK(call(&cf, 64, p.buffers.at("A").data() + 1, c.data()) == ANYBIT_ERROR_MISALIGNED_POINTER);
   CHECK(std::string(anybit_last_error()) == "matmul: A is not 16-byte aligned");
   CHECK(call(&cf, 65, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_UNSUPPORTED_SHAPE);
-  anybit_format bad{"int9", "f16", 32, ANYBIT_ZEROS_NONE};
+  anybit_format bad{"int9", "f16", 32, ANYBIT_ZEROS_NONE, 0};
   CHECK(call(&bad, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_UNSUPPORTED_FORMAT);
   CHECK(std::string(anybit_last_error()).find("unknown data type 'int9'") != std::string::npos);
-  anybit_format f32act{"int5", "f32", 32, ANYBIT_ZEROS_NONE};
+  anybit_format f32act{"int5", "f32", 32, ANYBIT_ZEROS_NONE, 0};
   CHECK(call(&f32act, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_UNSUPPORTED_FORMAT);
-  anybit_format group{"int5", "f16", 24, ANYBIT_ZEROS_NONE};
+  anybit_format group{"int5", "f16", 24, ANYBIT_ZEROS_NONE, 0};
   CHECK(call(&group, 64, p.buffers.at("A").data(), c.data()) == ANYBIT_ERROR_GROUP_SIZE);
-  anybit_format signed_zeros{"int5", "f16", 32, ANYBIT_ZEROS_INT};
+  anybit_format signed_zeros{"int5", "f16", 32, ANYBIT_ZEROS_INT, 0};
   CHECK(call(&signed_zeros, 64, p.buffers.at("A").data(), c.data(), ANYBIT_DEVICE_SIM, p.buffers.at("S").data()) ==
         ANYBIT_ERROR_ZERO_POINTS);
   if (!backend_cuda::driver_status().available)

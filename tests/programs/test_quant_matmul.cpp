@@ -61,7 +61,7 @@ TEST_CASE("every format x {f16, bf16} on the interpreter against the double refe
       const int groups[] = {32, 64, 128};
       ZeroMode zeros = ZeroMode::None;
       if (t.kind() == isa::TypeKind::UnsignedInt && index % 3 != 0) zeros = index % 3 == 1 ? ZeroMode::Integer : ZeroMode::Float;
-      const QuantFormat f{t, act, groups[index % 3], zeros};
+      const QuantFormat f{t, act, groups[index % 3], zeros, index % 5 == 0};
       const std::int64_t M = 1 + (index % 4) * 11, N = 80, K = 128;
       ++index;
       CAPTURE(t.name());

@@ -24,6 +24,8 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
       {isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None},
       {DataType::signed_int(8), DataType::bf16(), 32, ZeroMode::None},
       {DataType::unsigned_int(5), DataType::f16(), 32, ZeroMode::Integer},
+      {DataType::signed_int(4), DataType::f16(), 64, ZeroMode::None, true},
+      {DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float, true},
   };
   int index = 0;
   for (const auto& f : cases) {
