@@ -217,6 +217,22 @@ bool has_attribute(const Attributes& a, Attr which) {
   return false;
 }
 
+bool is_elementwise(Opcode op) {
+  switch (op) {
+    case Opcode::Neg:
+    case Opcode::Abs:
+    case Opcode::Add:
+    case Opcode::Sub:
+    case Opcode::Mul:
+    case Opcode::Div:
+    case Opcode::Min:
+    case Opcode::Max:
+    case Opcode::Fma:
+    case Opcode::Where: return true;
+    default: return false;
+  }
+}
+
 std::optional<std::size_t> updated_operand(Opcode op) {
   if (op == Opcode::Dot || op == Opcode::Assign) return 0;
   return std::nullopt;

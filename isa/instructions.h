@@ -87,6 +87,9 @@ struct CheckResult {
 };
 CheckResult check_instruction(const CheckInput& input);
 
+// Elementwise instructions (neg .. where): operands and result share one shape and layout.
+bool is_elementwise(Opcode op);
+
 // Register tiles the instruction may update in place (dot's accumulator, assign's destination).
 std::optional<std::size_t> updated_operand(Opcode op);
 

@@ -108,22 +108,11 @@ class Inference {
       declared_.emplace_back(inst.result, &inst);
       if (inst.type->layout) assign(inst.result, *inst.type->layout, at + " %" + inst.result);
     }
+    if (isa::is_elementwise(inst.opcode) || inst.opcode == Opcode::Cast) {
+      for (const auto& op : ops) unite(inst.result, op.name, at);
+      return;
+    }
     switch (inst.opcode) {
-      case Opcode::Cast:
-      case Opcode::Neg:
-      case Opcode::Abs:
-        unite(inst.result, ops[0].name, at);
-        break;
-      case Opcode::Add:
-      case Opcode::Sub:
-      case Opcode::Mul:
-      case Opcode::Div:
-      case Opcode::Min:
-      case Opcode::Max:
-      case Opcode::Fma:
-      case Opcode::Where:
-        for (const auto& op : ops) unite(inst.result, op.name, at);
-        break;
       case Opcode::Assign:
         unite(ops[0].name, ops[1].name, at);
         break;

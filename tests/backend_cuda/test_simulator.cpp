@@ -168,7 +168,7 @@ TEST_CASE("sub-byte global tiles at unaligned offsets, masked, through bit loads
   check_same(vm::parse(text), {{"n", 200}}, 11);
 }
 
-TEST_CASE("a reduction over each thread's own slots needs no other thread") {
+TEST_CASE("a reduction within each thread's own slots matches the interpreter") {
   const std::string text = R"(program r(x: ptr<f32>, o: ptr<f32>) grid(1) warps(1) {
   %v = global_view x {shape=[32, 8], strides=[8, 1]}
   %w = global_view o {shape=[32, 1], strides=[1, 1]}
