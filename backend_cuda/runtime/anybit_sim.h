@@ -155,7 +155,7 @@ inline void check_access(const void* p, int bytes, int align, int access) {
   const u8* q = static_cast<const u8*>(p);
   Counters& k = *launch->spec->counters;
   ++k.memory_instructions;
-  if (q >= launch->shared && q < launch->shared + launch->spec->shared_bytes + 0) {
+  if (q >= launch->shared && q < launch->shared + launch->spec->shared_bytes) {
     const u64 offset = (u64)(q - launch->shared);
     if (offset + (u64)bytes > launch->spec->shared_bytes)
       fail(std::to_string(bytes) + "-byte shared-memory access at offset " + std::to_string(offset) +
