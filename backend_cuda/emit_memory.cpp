@@ -138,8 +138,11 @@ void Emitter::load_shared(const Instruction& inst) {
     ++indent_;
     const auto warp = thread_base(*t.layout, "(tid & ~31u)");
     const auto origin0 = t.layout->logical_index(0, 0);
+    const int rank = t.rank(), r = rank - 2;
     for (int d = 0; d < 2; ++d)
-      line("const ab::i64 w{} = {} + {} - {};", d, expr(inst.operands[0].index[d]), warp[d], origin0[d]);
+      line("const ab::i64 w{} = {} + {} - {};", d, expr(inst.operands[0].index[r + d]), warp[r + d], origin0[r + d]);
+    std::vector<std::string> leading;  // size-1 leading dimensions: just the tile offset
+    for (int d = 0; d < r; ++d) leading.push_back(fmt::format("({})", expr(inst.operands[0].index[d])));
     line("const ab::i64 lane = tid % 32;");
     std::size_t q0 = 0;
     for (int count : plan->counts) {
@@ -153,7 +156,10 @@ void Emitter::load_shared(const Instruction& inst) {
       ++indent_;
       line("const ab::i64 m = (lane / 8) % {};", count);
       line("const ab::i64 row = {}, col = {};", row, col);
-      const std::string off = shared_offset(sh, {"(w0 + row + lane % 8)", "(w1 + col)"});
+      std::vector<std::string> idx = leading;
+      idx.push_back("(w0 + row + lane % 8)");
+      idx.push_back("(w1 + col)");
+      const std::string off = shared_offset(sh, idx);
       line("ab::ldmatrix<{}, {}>(&{}[{}], {} + ({}) * 2);", count, plan->trans ? "true" : "false", dst, q0, base, off);
       --indent_;
       line("}}");

@@ -298,6 +298,10 @@ CheckResult check_instruction(const CheckInput& in) {
       if (ts[0]->dtype != ts[1]->dtype)
         return fail(fmt::format("copy_async between {} shared memory and {} global memory; both must match",
                                 ts[0]->dtype.name(), ts[1]->dtype.name()));
+      if (ts[0]->rank() != ts[1]->rank())
+        return fail(fmt::format("copy_async between a rank-{} shared tile and a rank-{} global view; the ranks must "
+                                "match (give the view size-1 dimensions)",
+                                ts[0]->rank(), ts[1]->rank()));
       if (static_cast<int>(shape->size()) != ts[0]->rank())
         return fail(fmt::format("copy shape {} has rank {} but the tensors have rank {}", shape_text(*shape),
                                 shape->size(), ts[0]->rank()));

@@ -1,6 +1,7 @@
 // Selection of ldmatrix for shared -> register loads of 16-bit tiles.
 //
-// Requires: a 2-D 16-bit register tile and a shared tile whose last dimension is contiguous.
+// Requires: a 16-bit register tile whose fragments span its last two dimensions (any leading dimensions
+// of size 1) and a shared tile of the same rank whose last dimension is contiguous.
 // Guarantees: a plan only when every warp holds the same lane structure (offset by a warp origin) and
 // every pair of slots (one 32-bit register) of every lane is what ldmatrix.m8n8 (or .trans) puts there for
 // some 8x8 block: lane T holds row T/4, columns 2(T%4) and 2(T%4)+1 of the block (.trans: rows 2(T%4) and

@@ -179,14 +179,50 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, rows, width}, reshape(l, {1, rows, width})), true);
     return bld.reshape(t3, {rows, width});
   };
+  // The chunk kc of A and of the packed weights, as register tiles, from global memory or from stage
+  // `stage` of the shared buffers.
+  vm::Value sA{}, sW{}, gWflat{}, gA3{};
+  const std::int64_t chunk_bytes = 32LL * W * c * b;
+  const bool pipelined = s.stages >= 2;
+  const RegisterLayout a_layout = replicated(W) * local({1, c}) * mma_m16n8k16_a();
+  const RegisterLayout byte_layout = spatial({32 * W, 1}) * local({1, c * b});
+  if (pipelined) {
+    // A rows of 16c f16 values; the XOR swizzle spreads an ldmatrix's eight 16-byte rows over the banks.
+    const int chunks_per_row = 2 * c;  // 16-byte chunks in a row of 16c f16 values
+    const int bits = chunks_per_row >= 8 ? 3 : chunks_per_row >= 4 ? 2 : 1;
+    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({2, 16, 16 * c}, Swizzle{bits, 3, bits})), "sA");
+    sW = bld.name(bld.alloc_shared(u8, SharedLayout::row_major({2, 1, chunk_bytes})), "sW");
+    // Views of the same memory with the shared tiles' rank: a size-1 leading dimension.
+    gWflat = bld.name(bld.global_view(pw, {1, 1, K / (16 * c) * blocks_n * chunk_bytes}, {0, 0, 1}), "gWbytes");
+    gA3 = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA3");
+  }
+  const Expr chunks = bld.let("chunks", K / (16 * c));
+  auto issue = [&](Expr kc, Expr stage) {  // copies chunk kc into a shared stage
+    bld.copy_async(sA, {stage, 0, 0}, gA3, {0, m0, kc * (16 * c)}, {1, 16, 16 * c});
+    bld.copy_async(sW, {stage, 0, 0}, gWflat, {0, 0, (kc * blocks_n + isa::block_idx_x()) * chunk_bytes}, {1, 1, chunk_bytes});
+    bld.commit_group();
+  };
+  if (pipelined) issue(0, 0);
   bld.for_range("g", 0, K / f.group, [&](Expr g) {
     auto part = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, cl)), "part");
     bld.for_range("step", 0, steps_per_group, [&](Expr step) {
       const Expr kc = bld.let("kc", g * steps_per_group + step);
-      auto a = bld.name(bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {16, 16 * c}, replicated(W) * local({1, c}) * mma_m16n8k16_a()), true), "a");
-      auto bytes = bld.name(bld.load_global(Wv, {(kc * blocks_n + isa::block_idx_x()) * (32 * W), 0},
-                                            vm::reg(u8, {32 * W, c * b}, spatial({32 * W, 1}) * local({1, c * b}))),
-                            "bytes");
+      vm::Value a{}, bytes{};
+      if (pipelined) {
+        bld.wait_group(0);
+        bld.sync_threads();  // chunk kc is visible to all, and stage (kc + 1) % 2 is no longer read
+        bld.if_then(kc + 1 < chunks, [&] { issue(kc + 1, (kc + 1) % 2); });
+        const Expr stage = bld.let("stage", kc % 2);
+        a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, 16, 16 * c}, reshape(a_layout, {1, 16, 16 * c}))),
+                        {16, 16 * c});
+        bytes = bld.reshape(bld.load_shared(sW, {stage, 0, 0}, vm::reg(u8, {1, 1, chunk_bytes}, reshape(byte_layout, {1, 1, chunk_bytes}))),
+                            {32 * W, c * b});
+      } else {
+        a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {16, 16 * c}, a_layout), true);
+        bytes = bld.load_global(Wv, {(kc * blocks_n + isa::block_idx_x()) * (32 * W), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout));
+      }
+      a = bld.name(a, "a");
+      bytes = bld.name(bytes, "bytes");
       auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, wl)), "codes");
       auto w = bld.name(bld.cast(codes, mid), "w");
       if (f.zeros != ZeroMode::None) {
@@ -207,6 +243,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       bld.assign(acc, bld.add(acc, part));
     }
   });
+  if (pipelined) bld.wait_group(0);  // nothing is in flight after the last chunk; this states it
   vm::Value result = acc;
   if (f.bias) {  // bias[n] broadcast over the rows: a stride-0 first dimension
     auto B = bld.name(bld.global_view(pb, {16, N}, {0, 1}), "gB");

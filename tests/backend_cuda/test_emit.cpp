@@ -150,7 +150,7 @@ TEST_CASE("SASS opcodes are counted with predicates stripped") {
 TEST_CASE("ldmatrix is planned exactly for tiles in the m8n8 register arrangement") {
   passes::Divisibility div;
   const auto smem = SharedLayout::row_major({64, 64});
-  const std::vector<isa::Expr> at = {0, 0};
+  const std::vector<isa::Expr> at = {0, 0}, at3 = {0, 0, 0};
   const isa::DataType f16 = isa::DataType::f16();
   // mma A fragments: four 8x8 blocks per warp, not transposed.
   auto a = passes::plan_ldmatrix(mma_m16n8k16_a(), f16, smem, at, div);
@@ -174,4 +174,11 @@ TEST_CASE("ldmatrix is planned exactly for tiles in the m8n8 register arrangemen
   CHECK_FALSE(passes::plan_ldmatrix(mma_m16n8k16_a(), f16, SharedLayout({64, 64}, {68, 1}), at, div));
   CHECK_FALSE(passes::plan_ldmatrix(mma_m16n8k16_a(), f16, SharedLayout::row_major({64, 64}, Swizzle{3, 2, 3}), at, div));
   CHECK(passes::plan_ldmatrix(mma_m16n8k16_a(), f16, SharedLayout::row_major({64, 64}, Swizzle{3, 3, 3}), at, div));
+  // A stage of a double-buffered tile: a leading dimension of size 1, offset by a stage index.
+  const auto staged = reshape(mma_m16n8k16_a(), {1, 16, 16});
+  const std::vector<isa::Expr> stage = {isa::Expr::var("k") % 2, 0, 0};
+  auto s3 = passes::plan_ldmatrix(staged, f16, SharedLayout::row_major({2, 16, 64}, Swizzle{3, 3, 3}), stage, div);
+  REQUIRE(s3.has_value());
+  CHECK(s3->counts == std::vector<int>{4});
+  CHECK_FALSE(passes::plan_ldmatrix(reshape(mma_m16n8k16_a(), {2, 8, 16}), f16, SharedLayout::row_major({2, 8, 64}), at3, div));
 }

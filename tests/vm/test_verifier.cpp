@@ -129,6 +129,8 @@ TEST_CASE("each verifier rule has its own message") {
       {x + "  %r = reshape %x {shape=[5, 7]}\n", "cannot reshape layout spatial(32) of 32 elements to 35 elements"},
       {x + "  %b = cast %x {dtype=bool}\n  %s = add %b, %b\n", "add is not defined on bool"},
       {"  %x = alloc_register : int8[32] @ spatial(32) {init=0.5}\n", "init 0.5 is not an integer, but the tile is int8"},
+      {pipe + "  %s3 = alloc_shared : shared f16[1,16,64] @ row_major(1,16,64)\n  copy_async %s3[0, 0, 0], %gh[0, 0] {shape=[1, 16, 64]}\n",
+       "copy_async between a rank-3 shared tile and a rank-2 global view; the ranks must match"},
       {"  %x = alloc_register : f32[32,1024] @ spatial(32,1) * local(1,1024)\n",
        "the tile holds 32768 bits per thread (1024 x f32), over the 8160 bits"},
   };
