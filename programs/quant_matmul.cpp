@@ -184,35 +184,41 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   vm::Value sA{}, sW{}, gWflat{}, gA3{};
   const std::int64_t chunk_bytes = 32LL * W * c * b;
   const bool pipelined = s.stages >= 2;
+  const int stages = s.stages;
   const RegisterLayout a_layout = replicated(W) * local({1, c}) * mma_m16n8k16_a();
   const RegisterLayout byte_layout = spatial({32 * W, 1}) * local({1, c * b});
   if (pipelined) {
     // A rows of 16c f16 values; the XOR swizzle spreads an ldmatrix's eight 16-byte rows over the banks.
     const int chunks_per_row = 2 * c;  // 16-byte chunks in a row of 16c f16 values
     const int bits = chunks_per_row >= 8 ? 3 : chunks_per_row >= 4 ? 2 : 1;
-    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({2, 16, 16 * c}, Swizzle{bits, 3, bits})), "sA");
-    sW = bld.name(bld.alloc_shared(u8, SharedLayout::row_major({2, 1, chunk_bytes})), "sW");
+    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({stages, 16, 16 * c}, Swizzle{bits, 3, bits})), "sA");
+    sW = bld.name(bld.alloc_shared(u8, SharedLayout::row_major({stages, 1, chunk_bytes})), "sW");
     // Views of the same memory with the shared tiles' rank: a size-1 leading dimension.
     gWflat = bld.name(bld.global_view(pw, {1, 1, K / (16 * c) * blocks_n * chunk_bytes}, {0, 0, 1}), "gWbytes");
     gA3 = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA3");
   }
   const Expr chunks = bld.let("chunks", K / (16 * c));
-  auto issue = [&](Expr kc, Expr stage) {  // copies chunk kc into a shared stage
-    bld.copy_async(sA, {stage, 0, 0}, gA3, {0, m0, kc * (16 * c)}, {1, 16, 16 * c});
-    bld.copy_async(sW, {stage, 0, 0}, gWflat, {0, 0, (kc * blocks_n + isa::block_idx_x()) * chunk_bytes}, {1, 1, chunk_bytes});
+  // Copies chunk kc (when it exists) into a shared stage; one commit per call, so that every iteration
+  // closes exactly one group and wait_group(stages - 2) always means "chunk kc has landed".
+  auto issue = [&](Expr kc, Expr stage) {
+    bld.if_then(kc < chunks, [&] {
+      bld.copy_async(sA, {stage, 0, 0}, gA3, {0, m0, kc * (16 * c)}, {1, 16, 16 * c});
+      bld.copy_async(sW, {stage, 0, 0}, gWflat, {0, 0, (kc * blocks_n + isa::block_idx_x()) * chunk_bytes}, {1, 1, chunk_bytes});
+    });
     bld.commit_group();
   };
-  if (pipelined) issue(0, 0);
+  if (pipelined)
+    for (int j = 0; j + 1 < stages; ++j) issue(j, j);  // the prologue fills stages - 1 stages
   bld.for_range("g", 0, K / f.group, [&](Expr g) {
     auto part = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, cl)), "part");
     bld.for_range("step", 0, steps_per_group, [&](Expr step) {
       const Expr kc = bld.let("kc", g * steps_per_group + step);
       vm::Value a{}, bytes{};
       if (pipelined) {
-        bld.wait_group(0);
-        bld.sync_threads();  // chunk kc is visible to all, and stage (kc + 1) % 2 is no longer read
-        bld.if_then(kc + 1 < chunks, [&] { issue(kc + 1, (kc + 1) % 2); });
-        const Expr stage = bld.let("stage", kc % 2);
+        bld.wait_group(stages - 2);
+        bld.sync_threads();  // chunk kc is visible to all, and the stage the next copy refills is no longer read
+        issue(kc + (stages - 1), (kc + (stages - 1)) % stages);
+        const Expr stage = bld.let("stage", kc % stages);
         a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, 16, 16 * c}, reshape(a_layout, {1, 16, 16 * c}))),
                         {16, 16 * c});
         bytes = bld.reshape(bld.load_shared(sW, {stage, 0, 0}, vm::reg(u8, {1, 1, chunk_bytes}, reshape(byte_layout, {1, 1, chunk_bytes}))),

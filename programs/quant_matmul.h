@@ -30,10 +30,10 @@ struct QuantFormat {
 
 struct Schedule {
   int warps = 4;  // each warp computes a 16 x 16 tile of C; a block covers 16 x (16 * warps)
-  // 2: weights and A go through shared memory with cp.async, double-buffered, the next chunk's copy
-  // overlapping the current chunk's math, A read back with ldmatrix from swizzled tiles; 0: every lane
-  // loads its operands from global memory directly.
-  int stages = 2;
+  // S >= 2: weights and A go through S shared-memory stages filled by cp.async, S - 1 chunks in flight
+  // while the current one is multiplied, A read back with ldmatrix from swizzled tiles; 0: every lane loads
+  // its operands from global memory directly.
+  int stages = 3;
 };
 
 // anybit::Error naming the problem when the format, group or shapes are unsupported.

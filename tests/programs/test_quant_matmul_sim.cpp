@@ -74,3 +74,21 @@ TEST_CASE("every format x {f16, bf16} on the simulator: groups {32, 128, K}, zer
   }
   CHECK(index == 86);
 }
+
+TEST_CASE("the direct schedule and pipelines of 2 and 4 stages compute the same products") {
+  for (int stages : {0, 2, 4}) {
+    for (const QuantFormat& f : {QuantFormat{DataType::signed_int(4), DataType::f16(), 64, ZeroMode::None},
+                                 QuantFormat{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float, true}}) {
+      CAPTURE(stages);
+      CAPTURE(f.weights.name());
+      programs::Schedule schedule;
+      schedule.stages = stages;
+      const auto lowered = passes::run_pipeline(programs::quant_matmul(f, schedule));
+      CHECK((lowered.kernel.shared_bytes > 0) == (stages > 0));
+      const auto sim = backend_cuda::SimKernel::build(lowered.program, lowered.kernel);
+      auto p = testing::make_problem(f, 17, 80, 256, static_cast<std::uint64_t>(stages + 40));
+      sim.launch(testing::arguments(p));
+      CHECK(testing::relative_error(p) <= testing::tolerance(f, 256));
+    }
+  }
+}
