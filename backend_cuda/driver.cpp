@@ -57,6 +57,7 @@ DriverStatus probe_driver(const std::string& library) {
     d.name = buffer;
     attribute(&d.compute_major, kComputeCapabilityMajor, dev);
     attribute(&d.compute_minor, kComputeCapabilityMinor, dev);
+    attribute(&d.multiprocessors, 16, dev);  // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
     s.devices.push_back(d);
   }
   s.available = true;

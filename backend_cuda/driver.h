@@ -12,6 +12,7 @@ struct GpuDevice {
   int ordinal = 0;
   std::string name;
   int compute_major = 0, compute_minor = 0;
+  int multiprocessors = 0;
   std::string arch() const;  // "sm_90"
 };
 

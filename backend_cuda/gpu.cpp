@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -33,9 +34,11 @@ struct Api {
   int (*cuEventElapsedTime)(float*, void*, void*);
   int (*cuEventDestroy)(void*);
   int (*cuGetErrorString)(int, const char**);
+  int (*cuPointerGetAttribute)(void*, int, std::uint64_t);
 };
 
 constexpr int kMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+constexpr int kPointerMemoryType = 2;      // CU_POINTER_ATTRIBUTE_MEMORY_TYPE
 
 const Api& api() {
   static Api a{};
@@ -63,6 +66,7 @@ const Api& api() {
     if (!a.cuEventElapsedTime) load(a.cuEventElapsedTime, "cuEventElapsedTime");
     load(a.cuEventDestroy, "cuEventDestroy_v2");
     load(a.cuGetErrorString, "cuGetErrorString");
+    load(a.cuPointerGetAttribute, "cuPointerGetAttribute");
   });
   return a;
 }
@@ -109,62 +113,148 @@ std::vector<std::vector<std::uint8_t>> marshal_arguments(const vm::Program& prog
   return out;
 }
 
-GpuRun run_on_gpu(const vm::Program& program, const EmittedKernel& kernel, const vm::Arguments& args) {
+namespace {
+
+// The primary context of device 0, current on the calling thread.
+const GpuDevice& enter_device() {
   const DriverStatus& status = driver_status();
   if (!status.available) throw Error(status.message);
-  const Api& a = api();
   const GpuDevice& device = status.devices.front();
-  void* context = nullptr;
-  check(a.cuDevicePrimaryCtxRetain(&context, device.ordinal), "cuDevicePrimaryCtxRetain");
-  check(a.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+  static void* context = nullptr;
+  static std::once_flag once;
+  std::call_once(once, [&] { check(api().cuDevicePrimaryCtxRetain(&context, device.ordinal), "cuDevicePrimaryCtxRetain"); });
+  if (!context) throw Error("CUDA driver: no primary context for device 0");
+  check(api().cuCtxSetCurrent(context), "cuCtxSetCurrent");
+  return device;
+}
+
+// Loaded modules by kernel source, kept for the process (the driver unloads them at exit).
+void* kernel_function(const EmittedKernel& kernel, const GpuDevice& device) {
+  static std::mutex mutex;
+  static std::map<std::string, void*> functions;
+  const std::string key = sha256_hex(kernel.source) + kernel.name;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = functions.find(key); it != functions.end()) return it->second;
   KernelCache cache(KernelCache::default_directory());
   const CompiledKernel compiled = cache.get_or_compile(kernel, {device.arch()});
   void* module = nullptr;
-  check(a.cuModuleLoadData(&module, compiled.cubin.data()), "cuModuleLoadData");
+  check(api().cuModuleLoadData(&module, compiled.cubin.data()), "cuModuleLoadData");
   void* function = nullptr;
-  std::vector<std::uint64_t> pointers;
-  std::vector<std::pair<std::uint64_t, std::span<std::uint8_t>>> copies;
+  try {
+    check(api().cuModuleGetFunction(&function, module, kernel.name.c_str()), "cuModuleGetFunction");
+    if (kernel.shared_bytes > 48 * 1024)
+      check(api().cuFuncSetAttribute(function, kMaxDynamicSharedBytes, static_cast<int>(kernel.shared_bytes)), "cuFuncSetAttribute");
+  } catch (...) {
+    api().cuModuleUnload(module);
+    throw;
+  }
+  return functions[key] = function;
+}
+
+}  // namespace
+
+std::uint64_t gpu_alloc(std::size_t bytes) {
+  enter_device();
+  std::uint64_t p = 0;
+  check(api().cuMemAlloc(&p, std::max<std::size_t>(bytes, 16)), "cuMemAlloc");
+  return p;
+}
+
+void gpu_free(std::uint64_t pointer) noexcept {
+  if (pointer && api().cuMemFree) api().cuMemFree(pointer);
+}
+
+void gpu_copy_to_device(std::uint64_t dst, const void* src, std::size_t bytes) {
+  enter_device();
+  check(api().cuMemcpyHtoD(dst, src, bytes), "cuMemcpyHtoD");
+}
+
+void gpu_copy_to_host(void* dst, std::uint64_t src, std::size_t bytes) {
+  enter_device();
+  check(api().cuMemcpyDtoH(dst, src, bytes), "cuMemcpyDtoH");
+}
+
+void gpu_synchronize() {
+  enter_device();
+  check(api().cuCtxSynchronize(), "cuCtxSynchronize (a kernel failed)");
+}
+
+bool is_device_pointer(std::uint64_t pointer) {
+  enter_device();
+  if (!api().cuPointerGetAttribute) return true;  // cannot tell; the launch reports bad addresses
+  unsigned type = 0;
+  return api().cuPointerGetAttribute(&type, kPointerMemoryType, pointer) == 0;
+}
+
+float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
+                       const std::map<std::string, std::uint64_t>& pointers,
+                       const std::map<std::string, std::int64_t>& scalars, void* stream, bool timed) {
+  const GpuDevice& device = enter_device();
+  const Api& a = api();
+  void* function = kernel_function(kernel, device);
+  std::vector<std::uint64_t> ordered;
+  for (const vm::Param& p : program.params) {
+    if (p.kind != vm::ParamKind::Pointer) continue;
+    auto it = pointers.find(p.name);
+    if (it == pointers.end()) throw Error(fmt::format("no device pointer given for parameter '{}'", p.name));
+    ordered.push_back(it->second);
+  }
+  auto marshaled = marshal_arguments(program, ordered, scalars);
+  std::vector<void*> params;
+  for (auto& m : marshaled) params.push_back(m.data());
+  const auto grid = vm::grid_size(program, scalars);
+  for (auto g : grid)
+    if (g < 1 || g > INT32_MAX) throw Error(fmt::format("kernel {}: grid dimension {} is out of range", kernel.name, g));
+  void *start = nullptr, *stop = nullptr;
+  if (timed) {
+    check(a.cuEventCreate(&start, 0), "cuEventCreate");
+    check(a.cuEventCreate(&stop, 0), "cuEventCreate");
+    check(a.cuEventRecord(start, stream), "cuEventRecord");
+  }
+  float milliseconds = 0;
+  try {
+    check(a.cuLaunchKernel(function, static_cast<unsigned>(grid[0]), static_cast<unsigned>(grid[1]),
+                           static_cast<unsigned>(grid[2]), static_cast<unsigned>(kernel.threads), 1, 1,
+                           static_cast<unsigned>(kernel.shared_bytes), stream, params.data(), nullptr),
+          "cuLaunchKernel");
+    if (timed) {
+      check(a.cuEventRecord(stop, stream), "cuEventRecord");
+      check(a.cuEventSynchronize(stop), "cuEventSynchronize (the kernel failed)");
+      check(a.cuEventElapsedTime(&milliseconds, start, stop), "cuEventElapsedTime");
+    }
+  } catch (...) {
+    if (start) a.cuEventDestroy(start);
+    if (stop) a.cuEventDestroy(stop);
+    throw;
+  }
+  if (start) a.cuEventDestroy(start);
+  if (stop) a.cuEventDestroy(stop);
+  return milliseconds;
+}
+
+GpuRun run_on_gpu(const vm::Program& program, const EmittedKernel& kernel, const vm::Arguments& args) {
+  const GpuDevice& device = enter_device();
   GpuRun run;
   run.device = device.name;
+  std::map<std::string, std::uint64_t> pointers;
+  auto release = [&] {
+    for (auto& [name, p] : pointers) gpu_free(p);
+  };
   try {
-    check(a.cuModuleGetFunction(&function, module, kernel.name.c_str()), "cuModuleGetFunction");
-    if (kernel.shared_bytes > 48 * 1024)
-      check(a.cuFuncSetAttribute(function, kMaxDynamicSharedBytes, static_cast<int>(kernel.shared_bytes)), "cuFuncSetAttribute");
     for (const vm::Param& p : program.params) {
       if (p.kind != vm::ParamKind::Pointer) continue;
       auto it = args.buffers.find(p.name);
       if (it == args.buffers.end()) throw Error(fmt::format("no buffer given for pointer parameter '{}'", p.name));
-      std::uint64_t dptr = 0;
-      check(a.cuMemAlloc(&dptr, std::max<std::size_t>(it->second.size(), 16)), "cuMemAlloc");
-      pointers.push_back(dptr);
-      copies.emplace_back(dptr, it->second);
-      check(a.cuMemcpyHtoD(dptr, it->second.data(), it->second.size()), "cuMemcpyHtoD");
+      pointers[p.name] = gpu_alloc(it->second.size());
+      gpu_copy_to_device(pointers[p.name], it->second.data(), it->second.size());
     }
-    auto marshaled = marshal_arguments(program, pointers, args.scalars);
-    std::vector<void*> params;
-    for (auto& m : marshaled) params.push_back(m.data());
-    const auto grid = vm::grid_size(program, args.scalars);
-    void *start = nullptr, *stop = nullptr;
-    check(a.cuEventCreate(&start, 0), "cuEventCreate");
-    check(a.cuEventCreate(&stop, 0), "cuEventCreate");
-    check(a.cuEventRecord(start, nullptr), "cuEventRecord");
-    check(a.cuLaunchKernel(function, static_cast<unsigned>(grid[0]), static_cast<unsigned>(grid[1]),
-                           static_cast<unsigned>(grid[2]), static_cast<unsigned>(kernel.threads), 1, 1,
-                           static_cast<unsigned>(kernel.shared_bytes), nullptr, params.data(), nullptr),
-          "cuLaunchKernel");
-    check(a.cuEventRecord(stop, nullptr), "cuEventRecord");
-    check(a.cuEventSynchronize(stop), "cuEventSynchronize (the kernel failed)");
-    check(a.cuEventElapsedTime(&run.milliseconds, start, stop), "cuEventElapsedTime");
-    a.cuEventDestroy(start);
-    a.cuEventDestroy(stop);
-    for (auto& [dptr, host] : copies) check(a.cuMemcpyDtoH(host.data(), dptr, host.size()), "cuMemcpyDtoH");
+    run.milliseconds = launch_on_device(program, kernel, pointers, args.scalars, nullptr, true);
+    for (auto& [name, p] : pointers) gpu_copy_to_host(args.buffers.at(name).data(), p, args.buffers.at(name).size());
   } catch (...) {
-    for (auto p : pointers) a.cuMemFree(p);
-    a.cuModuleUnload(module);
+    release();
     throw;
   }
-  for (auto p : pointers) a.cuMemFree(p);
-  a.cuModuleUnload(module);
+  release();
   return run;
 }
 

@@ -29,4 +29,21 @@ struct GpuRun {
 // Copies the host buffers to the device, launches the kernel on device 0 and copies every buffer back.
 GpuRun run_on_gpu(const vm::Program& program, const EmittedKernel& kernel, const vm::Arguments& args);
 
+// Device memory of device 0 (CUdeviceptr values), for callers that keep their data on the GPU.
+std::uint64_t gpu_alloc(std::size_t bytes);
+void gpu_free(std::uint64_t pointer) noexcept;
+void gpu_copy_to_device(std::uint64_t dst, const void* src, std::size_t bytes);
+void gpu_copy_to_host(void* dst, std::uint64_t src, std::size_t bytes);
+void gpu_synchronize();
+// Whether `pointer` is memory the driver knows (device, managed or registered host memory).
+bool is_device_pointer(std::uint64_t pointer);
+
+// Launches the kernel on device 0 with device pointers by parameter name, on `stream` (a CUstream; null:
+// the default stream), without copies. The module is loaded once per kernel source and kept for the
+// process. With `timed`, waits for the kernel and returns its CUDA-event time in milliseconds; otherwise
+// returns as soon as the launch is queued (0).
+float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
+                       const std::map<std::string, std::uint64_t>& pointers,
+                       const std::map<std::string, std::int64_t>& scalars, void* stream = nullptr, bool timed = false);
+
 }  // namespace anybit::backend_cuda

@@ -91,141 +91,198 @@ Quantized quantize(const QuantFormat& f, const std::vector<float>& w, std::int64
   return q;
 }
 
-namespace {
-
-// Visits every (thread-stream bit offset, n, k) of the packed layout.
-template <typename Fn>
-void for_each_packed_code(const QuantFormat& f, std::int64_t N, std::int64_t K, const Schedule& s, Fn fn) {
-  const int b = f.weights.bits(), threads = 32 * s.warps, c = chunk_steps(f);
-  const std::int64_t width = 16 * s.warps, blocks = (N + width - 1) / width;
-  const RegisterLayout l = weight_layout(s.warps, c);
-  for (std::int64_t kc = 0; kc < K / (16 * c); ++kc)
-    for (std::int64_t nb = 0; nb < blocks; ++nb)
-      for (int t = 0; t < threads; ++t)
-        for (int slot = 0; slot < 8 * c; ++slot) {
-          const Shape kn = l.logical_index(t, slot);
-          const std::int64_t thread = (kc * blocks + nb) * threads + t;
-          fn(static_cast<std::size_t>(thread * 8 * c * b + slot * b), nb * width + kn[1], kc * 16 * c + kn[0]);
-        }
+std::string describe(const Schedule& s) {
+  return fmt::format("w{} m{} s{} k{}", s.warps, s.m_tiles, s.stages, s.split_k);
 }
 
-std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K, const Schedule& s) {
-  const std::int64_t width = 16 * s.warps, blocks = (N + width - 1) / width;
-  return static_cast<std::size_t>((K / 16) * blocks * 32 * s.warps * f.weights.bits());  // b bytes per lane and K step
+void validate(const Schedule& s) {
+  if (s.warps != 1 && s.warps != 2 && s.warps != 4 && s.warps != 8)
+    throw Error(fmt::format("schedule: warps must be 1, 2, 4 or 8, not {}", s.warps));
+  // Four m16 tiles would hold 64 A registers per chunk next to two accumulators: it spills.
+  if (s.m_tiles != 1 && s.m_tiles != 2) throw Error(fmt::format("schedule: m_tiles must be 1 or 2, not {}", s.m_tiles));
+  if (s.stages != 0 && (s.stages < 2 || s.stages > 8))
+    throw Error(fmt::format("schedule: stages must be 0 (direct loads) or 2..8, not {}", s.stages));
+  if (s.split_k < 1 || s.split_k > 64) throw Error(fmt::format("schedule: split_k must be 1..64, not {}", s.split_k));
+}
+
+Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, int sm_count) {
+  validate(f, M, N, K);
+  Schedule s;
+  // Bigger M tiles reuse each decoded weight for more rows; M <= 16 is memory-bound and takes one.
+  s.m_tiles = M <= 16 ? 1 : 2;
+  // Narrow N: fewer warps so that blocks still cover the columns without idle warps.
+  while (s.warps > 1 && N < 16LL * s.warps * 2) s.warps /= 2;
+  // Split K until the grid has about two blocks per SM, keeping at least two chunks per slice (so the
+  // pipeline has something to overlap) and only while the partials (split x M x N floats, written and
+  // read once) stay small next to the weights.
+  const std::int64_t blocks = ((N + 16 * s.warps - 1) / (16 * s.warps)) * ((M + 16 * s.m_tiles - 1) / (16 * s.m_tiles));
+  const std::int64_t chunks = K / (16 * chunk_steps(f));
+  const double weight_bytes = static_cast<double>(N) * K * f.weights.bits() / 8;
+  while (s.split_k < 16 && blocks * s.split_k < 2LL * sm_count && chunks / (2 * s.split_k) >= 2 &&
+         8.0 * 2 * s.split_k * M * N <= 0.25 * weight_bytes)
+    s.split_k *= 2;
+  return s;
+}
+
+namespace {
+
+// Visits every (packed bit offset, n, k): streams of 8c codes, one per lane of each 16-column tile, in the
+// order K chunk, tile, lane; within a stream the lane's codes in the mma B fragment order.
+template <typename Fn>
+void for_each_packed_code(const QuantFormat& f, std::int64_t N, std::int64_t K, Fn fn) {
+  const int b = f.weights.bits(), c = chunk_steps(f);
+  const std::int64_t tiles = N / 16;
+  const RegisterLayout l = weight_layout(1, c);
+  for (std::int64_t kc = 0; kc < K / (16 * c); ++kc)
+    for (std::int64_t tile = 0; tile < tiles; ++tile)
+      for (int lane = 0; lane < 32; ++lane)
+        for (int slot = 0; slot < 8 * c; ++slot) {
+          const Shape kn = l.logical_index(lane, slot);
+          const std::int64_t stream = (kc * tiles + tile) * 32 + lane;
+          fn(static_cast<std::size_t>(stream * 8 * c * b + slot * b), tile * 16 + kn[1], kc * 16 * c + kn[0]);
+        }
 }
 
 }  // namespace
 
+std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K) {
+  validate(f, 1, N, K);
+  return static_cast<std::size_t>(N * K / 8 * f.weights.bits());
+}
+
 std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& codes, std::int64_t N,
-                                       std::int64_t K, const Schedule& s) {
+                                       std::int64_t K) {
   validate(f, 1, N, K);
   if (static_cast<std::int64_t>(codes.size()) != N * K)
     throw Error(fmt::format("pack_weights: {} codes given for N x K = {} x {}", codes.size(), N, K));
-  std::vector<std::uint8_t> out(packed_size(f, N, K, s), 0);
+  std::vector<std::uint8_t> out(packed_size(f, N, K), 0);
   const int b = f.weights.bits();
-  for_each_packed_code(f, N, K, s, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
-    if (n < N) isa::write_bits(out, bit, b, codes[n * K + k]);
+  for_each_packed_code(f, N, K, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
+    isa::write_bits(out, bit, b, codes[n * K + k]);
   });
   return out;
 }
 
 std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& packed, std::int64_t N,
-                                         std::int64_t K, const Schedule& s) {
+                                         std::int64_t K) {
   validate(f, 1, N, K);
-  if (packed.size() != packed_size(f, N, K, s))
-    throw Error(fmt::format("unpack_weights: {} bytes given, the layout has {}", packed.size(), packed_size(f, N, K, s)));
+  if (packed.size() != packed_size(f, N, K))
+    throw Error(fmt::format("unpack_weights: {} bytes given, the layout has {}", packed.size(), packed_size(f, N, K)));
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(N * K));
   const int b = f.weights.bits();
-  for_each_packed_code(f, N, K, s, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
-    if (n < N) codes[n * K + k] = static_cast<std::uint8_t>(isa::read_bits(packed, bit, b));
+  for_each_packed_code(f, N, K, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
+    codes[n * K + k] = static_cast<std::uint8_t>(isa::read_bits(packed, bit, b));
   });
   return codes;
 }
 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
+  validate(s);
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);
-  const int W = s.warps, b = f.weights.bits(), width = 16 * W, c = chunk_steps(f), steps_per_group = f.group / (16 * c);
+  const int W = s.warps, mt = s.m_tiles, rows = 16 * mt, b = f.weights.bits(), width = 16 * W, c = chunk_steps(f),
+            steps_per_group = f.group / (16 * c);
+  const bool split = s.split_k > 1;
   // When the activation type holds every value of the format exactly, the group scale is applied once per
   // group to an f32 partial sum (sum_k A q s = s sum_k A q); otherwise each weight is scaled through f32
   // before the product (e.g. f7e5m1 reaches 98304, beyond f16).
   const bool fold_scale = isa::max_finite(f.weights) <= isa::max_finite(act);
-  vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}{}", f.weights.name(), act.name(), f.group,
+  std::string schedule = describe(s);
+  std::erase(schedule, ' ');
+  vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}{}_{}", f.weights.name(), act.name(), f.group,
                               f.zeros == ZeroMode::None ? "" : f.zeros == ZeroMode::Integer ? "_zint" : "_zfloat",
-                              f.bias ? "_bias" : ""),
+                              f.bias && !split ? "_bias" : "", schedule),
                   W);
   auto pa = bld.pointer("A", act), pw = bld.pointer("Wp", u8), ps = bld.pointer("S", act);
   vm::Pointer pz{};
   if (f.zeros == ZeroMode::Integer) pz = bld.pointer("Z", f.weights);
   if (f.zeros == ZeroMode::Float) pz = bld.pointer("Z", act);
-  vm::Pointer pb{};
-  if (f.bias) pb = bld.pointer("B", act);
-  auto pc = bld.pointer("C", act);
+  vm::Pointer pb{}, pc{}, pp{};
+  if (split) {
+    pp = bld.pointer("P", f32);
+  } else {
+    if (f.bias) pb = bld.pointer("B", act);
+    pc = bld.pointer("C", act);
+  }
   Expr M = bld.i32("M"), N = bld.i32("N"), K = bld.i32("K");
-  bld.grid({isa::ceil_div(N, width), isa::ceil_div(M, 16)});
-  const Expr blocks_n = bld.let("blocks_n", isa::ceil_div(N, width));
+  bld.grid({isa::ceil_div(N, width), isa::ceil_div(M, rows), s.split_k});
+  const Expr tiles = bld.let("tiles", N / 16);  // 16-column tiles of the packed weights
+  const std::int64_t chunk_bytes = 32LL * W * c * b;
   auto A = bld.name(bld.global_view(pa, {M, K}, {K, 1}), "gA");
-  auto Wv = bld.name(bld.global_view(pw, {K / (16 * c) * blocks_n * 32 * W, c * b}, {c * b, 1}), "gW");
+  auto Wv = bld.name(bld.global_view(pw, {K / (16 * c) * tiles * 32, c * b}, {c * b, 1}), "gW");
   // Scales and zeros are broadcast over K inside a group: a stride-0 middle dimension.
   auto S = bld.name(bld.global_view(ps, {K / f.group, 16 * c, N}, {N, 0, 1}), "gS");
   vm::Value Z{};
   if (f.zeros != ZeroMode::None) Z = bld.name(bld.global_view(pz, {K / f.group, 16 * c, N}, {N, 0, 1}), "gZ");
-  auto C = bld.name(bld.global_view(pc, {M, N}, {N, 1}), "gC");
-  const RegisterLayout cl = accumulator_layout(W), wl = weight_layout(W, c);
-  auto acc = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, cl)), "acc");
-  const Expr m0 = bld.let("m0", isa::block_idx_y() * 16), n0 = bld.let("n0", isa::block_idx_x() * width);
+  const RegisterLayout cl = local({mt, 1}) * accumulator_layout(W), wl = weight_layout(W, c);
+  auto acc = bld.name(bld.alloc_register(vm::reg(f32, {rows, width}, cl)), "acc");
+  const Expr m0 = bld.let("m0", isa::block_idx_y() * rows), n0 = bld.let("n0", isa::block_idx_x() * width);
+  // The first stream of this block's weights inside chunk kc: W tiles of 32 lanes.
+  auto first_stream = [&](Expr kc) { return (kc * tiles + isa::block_idx_x() * W) * 32; };
   const DataType mid = fold_scale ? act : f32;
-  // One group's slice of scales (or zeros) in the layout `l` of a tile of `rows` rows.
-  auto group_tile = [&](vm::Value view, DataType t, Expr group, int rows, const RegisterLayout& l) {
-    auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, rows, width}, reshape(l, {1, rows, width})), true);
-    return bld.reshape(t3, {rows, width});
+  // One group's slice of scales (or zeros) in the layout `l` of a tile of `r` rows.
+  auto group_tile = [&](vm::Value view, DataType t, Expr group, int r, const RegisterLayout& l) {
+    auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, r, width}, reshape(l, {1, r, width})), true);
+    return bld.reshape(t3, {r, width});
   };
+  // The chunks of K this block multiplies: all of them, or its slice under split-K.
+  const Expr chunks = bld.let("chunks", K / (16 * c));
+  Expr lo = 0, hi = chunks;
+  if (split) {
+    const Expr per_slice = bld.let("slice_chunks", isa::ceil_div(chunks, s.split_k));
+    lo = bld.let("lo", isa::min(chunks, isa::block_idx_z() * per_slice));
+    hi = bld.let("hi", isa::min(chunks, lo + per_slice));
+  }
   // The chunk kc of A and of the packed weights, as register tiles, from global memory or from stage
   // `stage` of the shared buffers.
   vm::Value sA{}, sW{}, gWflat{}, gA3{};
-  const std::int64_t chunk_bytes = 32LL * W * c * b;
   const bool pipelined = s.stages >= 2;
   const int stages = s.stages;
-  const RegisterLayout a_layout = replicated(W) * local({1, c}) * mma_m16n8k16_a();
+  const RegisterLayout a_layout = replicated(W) * local({mt, c}) * mma_m16n8k16_a();
   const RegisterLayout byte_layout = spatial({32 * W, 1}) * local({1, c * b});
   if (pipelined) {
     // A rows of 16c f16 values; the XOR swizzle spreads an ldmatrix's eight 16-byte rows over the banks.
     const int chunks_per_row = 2 * c;  // 16-byte chunks in a row of 16c f16 values
     const int bits = chunks_per_row >= 8 ? 3 : chunks_per_row >= 4 ? 2 : 1;
-    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({stages, 16, 16 * c}, Swizzle{bits, 3, bits})), "sA");
+    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({stages, rows, 16 * c}, Swizzle{bits, 3, bits})), "sA");
     sW = bld.name(bld.alloc_shared(u8, SharedLayout::row_major({stages, 1, chunk_bytes})), "sW");
     // Views of the same memory with the shared tiles' rank: a size-1 leading dimension.
-    gWflat = bld.name(bld.global_view(pw, {1, 1, K / (16 * c) * blocks_n * chunk_bytes}, {0, 0, 1}), "gWbytes");
+    gWflat = bld.name(bld.global_view(pw, {1, 1, K / (16 * c) * tiles * 32 * c * b}, {0, 0, 1}), "gWbytes");
     gA3 = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA3");
   }
-  const Expr chunks = bld.let("chunks", K / (16 * c));
-  // Copies chunk kc (when it exists) into a shared stage; one commit per call, so that every iteration
-  // closes exactly one group and wait_group(stages - 2) always means "chunk kc has landed".
+  // Copies chunk kc (when this block multiplies it) into a shared stage; one commit per call, so that
+  // every iteration closes exactly one group and wait_group(stages - 2) always means "chunk kc has landed".
   auto issue = [&](Expr kc, Expr stage) {
-    bld.if_then(kc < chunks, [&] {
-      bld.copy_async(sA, {stage, 0, 0}, gA3, {0, m0, kc * (16 * c)}, {1, 16, 16 * c});
-      bld.copy_async(sW, {stage, 0, 0}, gWflat, {0, 0, (kc * blocks_n + isa::block_idx_x()) * chunk_bytes}, {1, 1, chunk_bytes});
+    bld.if_then(kc < hi, [&] {
+      bld.copy_async(sA, {stage, 0, 0}, gA3, {0, m0, kc * (16 * c)}, {1, rows, 16 * c});
+      bld.copy_async(sW, {stage, 0, 0}, gWflat, {0, 0, first_stream(kc) * (c * b)}, {1, 1, chunk_bytes});
     });
     bld.commit_group();
   };
   if (pipelined)
-    for (int j = 0; j + 1 < stages; ++j) issue(j, j);  // the prologue fills stages - 1 stages
-  bld.for_range("g", 0, K / f.group, [&](Expr g) {
-    auto part = bld.name(bld.alloc_register(vm::reg(f32, {16, width}, cl)), "part");
-    bld.for_range("step", 0, steps_per_group, [&](Expr step) {
+    for (int j = 0; j + 1 < stages; ++j) issue(lo + j, j);  // the prologue fills stages - 1 stages
+  const Expr g_lo = split ? bld.let("g_lo", lo / steps_per_group) : Expr(0);
+  const Expr g_hi = split ? bld.let("g_hi", isa::ceil_div(hi, steps_per_group)) : K / f.group;
+  bld.for_range("g", g_lo, g_hi, [&](Expr g) {
+    auto part = bld.name(bld.alloc_register(vm::reg(f32, {rows, width}, cl)), "part");
+    // Under split-K a slice may start or end inside a group.
+    const Expr step_lo = split ? isa::max(Expr(0), lo - g * steps_per_group) : Expr(0);
+    const Expr step_hi = split ? isa::min(Expr(steps_per_group), hi - g * steps_per_group) : Expr(steps_per_group);
+    bld.for_range("step", step_lo, step_hi, [&](Expr step) {
       const Expr kc = bld.let("kc", g * steps_per_group + step);
       vm::Value a{}, bytes{};
       if (pipelined) {
         bld.wait_group(stages - 2);
         bld.sync_threads();  // chunk kc is visible to all, and the stage the next copy refills is no longer read
-        issue(kc + (stages - 1), (kc + (stages - 1)) % stages);
-        const Expr stage = bld.let("stage", kc % stages);
-        a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, 16, 16 * c}, reshape(a_layout, {1, 16, 16 * c}))),
-                        {16, 16 * c});
+        const Expr i = bld.let("i", kc - lo);  // iterations of this block so far
+        issue(kc + (stages - 1), (i + (stages - 1)) % stages);
+        const Expr stage = bld.let("stage", i % stages);
+        a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
+                        {rows, 16 * c});
         bytes = bld.reshape(bld.load_shared(sW, {stage, 0, 0}, vm::reg(u8, {1, 1, chunk_bytes}, reshape(byte_layout, {1, 1, chunk_bytes}))),
                             {32 * W, c * b});
       } else {
-        a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {16, 16 * c}, a_layout), true);
-        bytes = bld.load_global(Wv, {(kc * blocks_n + isa::block_idx_x()) * (32 * W), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout));
+        a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
+        bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), true);
       }
       a = bld.name(a, "a");
       bytes = bld.name(bytes, "bytes");
@@ -243,20 +300,51 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       bld.dot(part, a, w);
     });
     if (fold_scale) {
-      auto scale = bld.name(bld.cast(group_tile(S, act, g, 16, cl), f32), "scale");
+      auto scale = bld.name(bld.cast(group_tile(S, act, g, rows, cl), f32), "scale");
       bld.assign(acc, bld.fma(part, scale, acc));
     } else {
       bld.assign(acc, bld.add(acc, part));
     }
   });
   if (pipelined) bld.wait_group(0);  // nothing is in flight after the last chunk; this states it
+  if (split) {  // this slice's f32 partial sums; splitk_reduce adds the slices (and the bias)
+    auto P = bld.name(bld.global_view(pp, {s.split_k, M, N}, {M * N, N, 1}), "gP");
+    bld.store_global(bld.reshape(acc, {1, rows, width}), P, {isa::block_idx_z(), m0, n0}, true);
+    return bld.build();
+  }
   vm::Value result = acc;
   if (f.bias) {  // bias[n] broadcast over the rows: a stride-0 first dimension
-    auto B = bld.name(bld.global_view(pb, {16, N}, {0, 1}), "gB");
-    auto bias = bld.name(bld.cast(bld.load_global(B, {0, n0}, vm::reg(act, {16, width}, cl), true), f32), "bias");
+    auto B = bld.name(bld.global_view(pb, {rows, N}, {0, 1}), "gB");
+    auto bias = bld.name(bld.cast(bld.load_global(B, {0, n0}, vm::reg(act, {rows, width}, cl), true), f32), "bias");
     result = bld.add(acc, bias);
   }
+  auto C = bld.name(bld.global_view(pc, {M, N}, {N, 1}), "gC");
   bld.store_global(bld.name(bld.cast(result, act), "out"), C, {m0, n0}, true);
+  return bld.build();
+}
+
+vm::Program splitk_reduce(const QuantFormat& f, int split_k) {
+  if (split_k < 2 || split_k > 64) throw Error(fmt::format("splitk_reduce: split_k must be 2..64, not {}", split_k));
+  const DataType act = f.activations, f32 = DataType::f32();
+  const int warps = 4, width = 8 * 32 * warps;  // each thread sums 8 consecutive columns: 32-byte loads
+  vm::Builder bld(fmt::format("splitk_reduce_{}{}_k{}", act.name(), f.bias ? "_bias" : "", split_k), warps);
+  auto pp = bld.pointer("P", f32);
+  vm::Pointer pb{};
+  if (f.bias) pb = bld.pointer("B", act);
+  auto pc = bld.pointer("C", act);
+  Expr M = bld.i32("M"), N = bld.i32("N");
+  bld.grid({isa::ceil_div(N, width), M});
+  const Expr m = bld.let("m", isa::block_idx_y()), n0 = bld.let("n0", isa::block_idx_x() * width);
+  const RegisterLayout row = spatial({1, 1, 32 * warps}) * local({1, 1, 8});
+  auto P = bld.name(bld.global_view(pp, {split_k, M, N}, {M * N, N, 1}), "gP");
+  auto parts = bld.name(bld.load_global(P, {0, m, n0}, vm::reg(f32, {split_k, 1, width}, local({split_k, 1, 1}) * row), true), "parts");
+  vm::Value sum = bld.name(bld.reduce(parts, {0}, "add"), "sum");
+  if (f.bias) {
+    auto B = bld.name(bld.global_view(pb, {1, 1, N}, {0, 0, 1}), "gB");
+    sum = bld.add(sum, bld.cast(bld.load_global(B, {0, 0, n0}, vm::reg(act, {1, 1, width}, row), true), f32));
+  }
+  auto C = bld.name(bld.global_view(pc, {1, M, N}, {0, N, 1}), "gC");
+  bld.store_global(bld.name(bld.cast(sum, act), "out"), C, {0, m, n0}, true);
   return bld.build();
 }
 

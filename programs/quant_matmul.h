@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "isa/dtype.h"
@@ -28,13 +29,30 @@ struct QuantFormat {
   bool bias = false;  // C = A . W^T + bias[N] (activation type)
 };
 
+// How the kernel covers the problem. The packed weight layout does not depend on it, so one packing
+// serves every schedule (choose_schedule picks per call, from M).
 struct Schedule {
-  int warps = 4;  // each warp computes a 16 x 16 tile of C; a block covers 16 x (16 * warps)
+  int warps = 4;    // warps side by side along N, 16 columns each: a block covers 16 * warps columns
+  int m_tiles = 1;  // m16 tiles per warp (1 or 2): a block covers 16 * m_tiles rows of M
   // S >= 2: weights and A go through S shared-memory stages filled by cp.async, S - 1 chunks in flight
   // while the current one is multiplied, A read back with ldmatrix from swizzled tiles; 0: every lane loads
   // its operands from global memory directly.
   int stages = 3;
+  // K slices computed by separate blocks (grid z). Above 1 each slice writes an f32 partial tile to a
+  // workspace of split_k x M x N floats and splitk_reduce sums them (plus bias) into C.
+  int split_k = 1;
+  bool operator==(const Schedule&) const = default;
 };
+
+// "w4 m1 s3 k1" style, as printed by vmc and used in kernel names.
+std::string describe(const Schedule& s);
+// anybit::Error naming the field when a schedule is out of range.
+void validate(const Schedule& s);
+
+// The schedule the library uses for a problem: m16 tiles from M, split-K so that small-M problems still
+// fill the device (sm_count: streaming multiprocessors of the target, e.g. 108 on A100, 132 on H100),
+// stages from the architecture. Documented in the README (Quantized matmul, schedules).
+Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, int sm_count = 108);
 
 // anybit::Error naming the problem when the format, group or shapes are unsupported.
 void validate(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K);
@@ -50,14 +68,22 @@ struct Quantized {
 // -min / scale) with integer or float zeros (unsigned integer formats only).
 Quantized quantize(const QuantFormat& f, const std::vector<float>& weights, std::int64_t N, std::int64_t K);
 
-// The kernel's weight layout, and its inverse (bit-exact round trip).
+// The kernel's weight layout, and its inverse (bit-exact round trip). N x K codes at b bits take exactly
+// N * K * b / 8 bytes: streams of c * b bytes (c = min(4, g / 16) K steps of 16), one per lane of each
+// 16-column tile, ordered by K chunk, then tile, then lane, so a block's chunk is one contiguous run.
 std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& codes, std::int64_t N,
-                                       std::int64_t K, const Schedule& s = {});
+                                       std::int64_t K);
 std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& packed, std::int64_t N,
-                                         std::int64_t K, const Schedule& s = {});
+                                         std::int64_t K);
+std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K);
 
-// The kernel as a VM program: parameters A, Wp (packed), S, [Z], [B (bias)], C, M, N, K.
+// The kernel as a VM program: parameters A, Wp (packed), S, [Z], [B (bias)], C, M, N, K; with split_k > 1
+// the parameters are A, Wp, S, [Z], P (f32 workspace, split_k x M x N), M, N, K and splitk_reduce finishes.
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
+
+// The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation
+// type. Parameters P, [B], C, M, N.
+vm::Program splitk_reduce(const QuantFormat& f, int split_k);
 
 // Host reference in double: dequantize, then multiply. A holds activation codes (M x K).
 // bias: N activation codes when f.bias, else ignored.

@@ -24,6 +24,7 @@
 #include "isa/error.h"
 #include "layout/register_layout.h"
 #include "programs/examples.h"
+#include "programs/matmul_api.h"
 #include "programs/quant_matmul.h"
 #include "vm/host_buffers.h"
 #include "vm/interpreter.h"
@@ -373,27 +374,39 @@ int cmd_run(const std::string& file, const std::vector<std::string>& params, std
   return compare_buffers(p, reference, buffers) ? 0 : 1;
 }
 
-struct MatmulOptions {
-  std::string wtype = "int4", atype = "f16", zeros = "none", arch = "sm_80", emit, out, run, load, dump;
-  bool bias = false, force = false;
+struct MatmulCommand {
+  std::string wtype = "int4", atype = "f16", zeros = "none", arch = "sm_80", emit, out, run, load, dump, schedule;
+  bool bias = false, force = false, tune = false;
   int group = 128;
   std::int64_t M = 16, N = 256, K = 256;
   bool check = false;
   std::uint64_t seed = 1;
 };
 
-int cmd_matmul(const MatmulOptions& o) {
+int cmd_matmul(const MatmulCommand& o) {
   programs::QuantFormat f{isa::parse_dtype(o.wtype), isa::parse_dtype(o.atype), o.group,
                           o.zeros == "int"     ? programs::ZeroMode::Integer
                           : o.zeros == "float" ? programs::ZeroMode::Float
                                                : programs::ZeroMode::None,
                           o.bias};
   programs::validate(f, o.M, o.N, o.K);
+  if (o.tune) {
+    const auto t = anybit::tune_matmul(f, o.M, o.N, o.K);
+    for (const auto& [s, ms] : t.timings) fmt::print("  {:<14} {:.4f} ms\n", programs::describe(s), ms);
+    fmt::print("tuned: {} (stored in {})\n", programs::describe(t.best),
+               anybit::tuned_schedule_path(f, o.M, o.N, o.K, backend_cuda::driver_status().devices.front().arch()).string());
+  }
+  // The schedule: --schedule, else what the library would choose for the device --run uses.
+  const Device device = o.run == "gpu" ? Device::gpu() : o.run == "sim" ? Device::sim() : Device::best();
+  const programs::Schedule schedule =
+      o.schedule.empty() ? anybit::matmul_schedule(f, o.M, o.N, o.K, o.run.empty() ? Device::sim() : device)
+                         : anybit::parse_schedule(o.schedule);
   passes::PipelineOptions options;
   options.emit.divisibility = {{"N", 16}, {"K", 16}};  // what validate() guarantees
-  const auto lowered = passes::run_pipeline(programs::quant_matmul(f), options);
-  fmt::print("kernel {}: {} warps, block tile 16 x {}, K step 16\n", lowered.kernel.name, lowered.program.warps,
-             16 * lowered.program.warps);
+  const auto lowered = passes::run_pipeline(programs::quant_matmul(f, schedule), options);
+  fmt::print("kernel {}: schedule {} ({} warps, block tile {} x {}{})\n", lowered.kernel.name, programs::describe(schedule),
+             schedule.warps, 16 * schedule.m_tiles, 16 * schedule.warps,
+             schedule.split_k > 1 ? fmt::format(", K in {} slices summed in f32 by splitk_reduce", schedule.split_k) : "");
   if (!o.emit.empty()) {
     if (o.emit == "cuda") {
       write_output(o.out, lowered.kernel.source);
@@ -409,6 +422,11 @@ int cmd_matmul(const MatmulOptions& o) {
   const auto c = compile_kernel(lowered.kernel, o.arch);
   fmt::print("{}: {} registers, {} bytes spilled, {} bytes of shared memory\n", o.arch, c.stats.registers,
              c.stats.spill_store_bytes + c.stats.spill_load_bytes, lowered.kernel.shared_bytes);
+  if (schedule.split_k > 1) {
+    const auto r = compile_kernel(passes::run_pipeline(programs::splitk_reduce(f, schedule.split_k), options).kernel, o.arch);
+    fmt::print("{} (splitk_reduce): {} registers, {} bytes spilled\n", o.arch, r.stats.registers,
+               r.stats.spill_store_bytes + r.stats.spill_load_bytes);
+  }
   if (o.run.empty()) return 0;
   // The problem: from --load DIR (documented raw files), else seeded normal weights and activations.
   const int abits = f.activations.bits();
@@ -465,17 +483,21 @@ int cmd_matmul(const MatmulOptions& o) {
   if (f.zeros != programs::ZeroMode::None) buffers["Z"] = codes(q.zeros, int_zeros ? f.weights.bits() : abits);
   if (f.bias) buffers["B"] = codes(bias, abits);
   buffers["C"].assign(isa::packed_bytes(static_cast<std::size_t>(o.M * o.N), abits), 0);
-  const std::map<std::string, std::int64_t> scalars = {{"M", o.M}, {"N", o.N}, {"K", o.K}};
-  const auto report = backend_cuda::launch(lowered.program, lowered.kernel, vm::as_arguments(buffers, scalars),
-                                           o.run == "gpu"    ? backend_cuda::Target::Gpu
-                                           : o.run == "auto" ? backend_cuda::Target::Best
-                                                             : backend_cuda::Target::Simulator,
-                                           {o.seed});
-  if (!report.note.empty() && report.ran_on == backend_cuda::Target::Simulator) fmt::print("{}\n", report.note);
-  if (report.ran_on == backend_cuda::Target::Gpu)
+  anybit::MatmulProblem problem{f, o.M, o.N, o.K, buffers["A"].data(), buffers["Wp"].data(), buffers["S"].data(),
+                                nullptr, buffers["C"].data(), nullptr};
+  if (f.zeros != programs::ZeroMode::None) problem.zeros = buffers["Z"].data();
+  if (f.bias) problem.bias = buffers["B"].data();
+  anybit::MatmulOptions run_options;
+  run_options.schedule = schedule;
+  run_options.sim_seed = o.seed;
+  const auto report = anybit::matmul(problem, device, run_options);
+  if (report.ran_on_gpu) {
     fmt::print("ran on {} in {:.3f} ms (CUDA events)\n", report.note, report.gpu_milliseconds);
-  else
-    fmt::print("ran on the CPU simulator: {} mma, {} global bytes read\n", report.counters.mma, report.counters.global_read_bytes);
+  } else {
+    if (device.kind == Device::Kind::Best) fmt::print("{}\n", report.note);
+    fmt::print("ran on the CPU simulator: {} mma, {} global bytes read, {} written\n", report.counters.mma,
+               report.counters.global_read_bytes, report.counters.global_write_bytes);
+  }
   if (!o.dump.empty()) {
     vm::HostBuffers files;
     files["A"] = buffers["A"];
@@ -662,7 +684,7 @@ int main(int argc, char** argv) {
   run->add_option("--check", check_with, "compare every buffer with the interpreter's")->check(CLI::IsMember({"interp"}));
   run->add_option("--assume", assume, "NAME%D: integer parameter NAME is a multiple of D (repeatable)");
 
-  MatmulOptions mm;
+  MatmulCommand mm;
   auto* matmul = app.add_subcommand("matmul", "compile (and run) the quantized matmul for one configuration");
   matmul->add_option("--wtype", mm.wtype, "weight format: int1..int8, uint1..uint8, f{N}e{E}m{M}");
   matmul->add_option("--atype", mm.atype, "activations: f16 or bf16");
@@ -682,6 +704,8 @@ int main(int argc, char** argv) {
   matmul->add_option("--load", mm.load, "read A.bin, q.bin, scales.bin, [zeros.bin], [bias.bin] from DIR instead of the seed");
   matmul->add_option("--dump", mm.dump, "write the inputs and C.bin to DIR (same formats as --load)");
   matmul->add_flag("--force", mm.force, "let --dump replace existing files");
+  matmul->add_option("--schedule", mm.schedule, "override the chosen schedule, e.g. 'w4 m1 s3 k2' (warps, M tiles, stages, split-K)");
+  matmul->add_flag("--tune", mm.tune, "GPU only: time the candidate schedules and store the fastest for this problem");
 
   auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
   demo->add_option("--seed", seed, "input seed");

@@ -209,3 +209,24 @@ TEST_CASE("quantized matmul kernels of every format compile for sm_80 and sm_90 
     }
   }
 }
+
+TEST_CASE("the schedules choose_schedule picks, and the split-K reduction, compile with zero spills") {
+  for (const char* arch : {"sm_80", "sm_90"})
+    for (const char* w : {"int4", "uint3", "int8", "f6e3m2"})
+      for (const auto& [M, N, K] : {std::tuple{1, 4096, 4096}, {32, 4096, 4096}, {256, 8192, 8192}, {16, 64, 4096}}) {
+        const programs::QuantFormat f{isa::parse_dtype(w), isa::DataType::f16(), 128,
+                                      w[0] == 'u' ? programs::ZeroMode::Integer : programs::ZeroMode::None, true};
+        const auto s = programs::choose_schedule(f, M, N, K);
+        CAPTURE(std::string(arch));
+        CAPTURE(std::string(w));
+        CAPTURE(programs::describe(s));
+        const auto c = backend_cuda::compile(lowered(programs::quant_matmul(f, s), {{"K", 128}, {"N", 64}}), {arch});
+        CHECK(c.stats.spill_store_bytes == 0);
+        CHECK(c.stats.spill_load_bytes == 0);
+        CHECK(c.stats.stack_bytes == 0);
+        if (s.split_k > 1) {
+          const auto r = backend_cuda::compile(lowered(programs::splitk_reduce(f, s.split_k), {{"N", 16}}), {arch});
+          CHECK(r.stats.spill_store_bytes == 0);
+        }
+      }
+}

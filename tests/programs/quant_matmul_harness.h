@@ -60,6 +60,15 @@ inline vm::Arguments arguments(QuantProblem& p) {
   return args;
 }
 
+// Runs the kernel for schedule `s` and, under split-K, the reduction after it, through `run` (the
+// interpreter or a simulator launch); the f32 workspace is part of the problem's buffers.
+inline void run_schedule(QuantProblem& p, const programs::Schedule& s,
+                         const std::function<void(const vm::Program&, const vm::Arguments&)>& run) {
+  if (s.split_k > 1) p.buffers["P"].assign(static_cast<std::size_t>(s.split_k * p.M * p.N * 4), 0xff);  // NaN until written
+  run(programs::quant_matmul(p.format, s), arguments(p));
+  if (s.split_k > 1) run(programs::splitk_reduce(p.format, s.split_k), arguments(p));
+}
+
 // Largest |C - reference| relative to the largest |reference| (after rounding C to the activation type).
 inline double relative_error(const QuantProblem& p) {
   const auto ref = programs::reference_quant_matmul(p.format, p.a, p.q, p.M, p.N, p.K, p.bias);

@@ -30,7 +30,7 @@ TEST_CASE("pack_weights / unpack_weights round-trip bit-exactly for every format
       std::vector<std::uint8_t> codes(static_cast<std::size_t>(N * K));
       for (auto& c : codes) c = static_cast<std::uint8_t>(rng() & t.code_mask());
       const auto packed = programs::pack_weights(f, codes, N, K);
-      CHECK(packed.size() == static_cast<std::size_t>(K / 16 * ((N + 63) / 64) * 128 * t.bits()));
+      CHECK(packed.size() == static_cast<std::size_t>(N * K * t.bits() / 8));  // no padding
       CHECK(programs::unpack_weights(f, packed, N, K) == codes);
     }
   }
@@ -87,4 +87,52 @@ TEST_CASE("unsupported configurations are clear errors") {
                        doctest::Contains("N and K must be multiples of 16, got N=60"), Error);
   CHECK_THROWS_WITH_AS(programs::validate({DataType::signed_int(16), DataType::f16(), 32, ZeroMode::None}, 1, 64, 64),
                        doctest::Contains("weights must be a 1..8-bit"), Error);
+}
+
+TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, empty slices) on the interpreter") {
+  using programs::Schedule;
+  struct Case {
+    QuantFormat f;
+    Schedule s;
+    std::int64_t M, N, K;
+  };
+  const Case cases[] = {
+      {{DataType::signed_int(4), DataType::f16(), 64, ZeroMode::None}, {1, 1, 0, 1}, 5, 48, 128},
+      {{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float, true}, {2, 2, 2, 2}, 33, 80, 128},
+      {{DataType::signed_int(2), DataType::f16(), 128, ZeroMode::None, true}, {8, 2, 3, 1}, 70, 144, 256},
+      // per-channel scales (one group of 4 chunks) split in 3: slices start inside the group, one is empty
+      {{isa::parse_dtype("f4e2m1"), DataType::f16(), 256, ZeroMode::None}, {4, 1, 3, 3}, 3, 64, 256},
+      // more slices than chunks: empty slices still write their (zero) partials
+      {{DataType::unsigned_int(5), DataType::bf16(), 32, ZeroMode::Integer, true}, {4, 1, 4, 5}, 1, 80, 64},
+      // weights scaled in f32 before the product (f7e5m1 exceeds f16), split and M tiles
+      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
+  };
+  int index = 0;
+  for (const auto& [f, s, M, N, K] : cases) {
+    CAPTURE(f.weights.name());
+    CAPTURE(programs::describe(s));
+    auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(500 + index++));
+    testing::run_schedule(p, s, [](const vm::Program& prog, const vm::Arguments& args) { vm::interpret(prog, args); });
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
+  }
+}
+
+TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for every choice") {
+  const QuantFormat f{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None};
+  const auto small = programs::choose_schedule(f, 1, 4096, 4096, 108);
+  CHECK(small.m_tiles == 1);
+  CHECK(small.split_k > 1);  // 64 blocks of 64 columns cannot fill 108 SMs
+  CHECK(64 * small.split_k >= 108);
+  const auto large = programs::choose_schedule(f, 256, 8192, 8192, 108);
+  CHECK(large.m_tiles == 2);
+  CHECK(large.split_k == 1);  // 128 x 16 blocks already fill the device
+  CHECK(programs::choose_schedule(f, 24, 4096, 4096, 108).m_tiles == 2);
+  CHECK(programs::choose_schedule(f, 1, 16, 256, 108).warps == 1);  // one 16-column tile
+  for (std::int64_t M : {1, 7, 16, 17, 64, 1000})
+    for (std::int64_t N : {16, 64, 4096, 28672})
+      for (std::int64_t K : {128, 4096, 8192}) CHECK_NOTHROW(programs::validate(programs::choose_schedule(f, M, N, K)));
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{3, 1, 3, 1}), doctest::Contains("warps must be 1, 2, 4 or 8, not 3"), Error);
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 4, 3, 1}), doctest::Contains("m_tiles must be 1 or 2, not 4"), Error);
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 1, 1}), doctest::Contains("stages must be 0 (direct loads) or 2..8, not 1"), Error);
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 0}), doctest::Contains("split_k must be 1..64, not 0"), Error);
 }

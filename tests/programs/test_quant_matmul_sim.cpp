@@ -92,3 +92,29 @@ TEST_CASE("the direct schedule and pipelines of 2 and 4 stages compute the same 
     }
   }
 }
+
+TEST_CASE("schedules on the simulator: warps, M tiles and split-K with the f32 reduction kernel") {
+  using programs::Schedule;
+  struct Case {
+    QuantFormat f;
+    Schedule s;
+    std::int64_t M, N, K;
+  };
+  const Case cases[] = {
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 3, 4}, 1, 80, 512},
+      {{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float}, {2, 2, 2, 3}, 21, 48, 256},
+      {{isa::parse_dtype("f6e3m2"), DataType::f16(), 256, ZeroMode::None}, {8, 2, 3, 1}, 70, 144, 256},
+      {{isa::parse_dtype("f4e2m1"), DataType::bf16(), 256, ZeroMode::None, true}, {1, 1, 4, 3}, 16, 16, 256},
+  };
+  int index = 0;
+  for (const auto& [f, s, M, N, K] : cases) {
+    CAPTURE(f.weights.name());
+    CAPTURE(programs::describe(s));
+    auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(700 + index++));
+    testing::run_schedule(p, s, [](const vm::Program& prog, const vm::Arguments& args) {
+      const auto lowered = passes::run_pipeline(prog);
+      backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(args);
+    });
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
+  }
+}
