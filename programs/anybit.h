@@ -1,5 +1,6 @@
 /* anybit C API: the quantized matmul for FFI. Every function returns a status; anybit_last_error() gives
-   the message of the calling thread's last failure. Buffers are host memory, 16-byte aligned. */
+   the message of the calling thread's last failure. Buffers are 16-byte aligned: host memory for
+   anybit_matmul, device memory of GPU 0 (CUdeviceptr values) for anybit_matmul_device. */
 #ifndef ANYBIT_C_API_H
 #define ANYBIT_C_API_H
 
@@ -20,7 +21,8 @@ typedef enum {
   ANYBIT_ERROR_ZERO_POINTS = 6,
   ANYBIT_ERROR_NO_GPU = 7,
   ANYBIT_ERROR_INTERNAL = 8,
-  ANYBIT_ERROR_INVALID_ARGUMENT = 9 /* an enum value outside its range */
+  ANYBIT_ERROR_INVALID_ARGUMENT = 9, /* an enum value outside its range */
+  ANYBIT_ERROR_WORKSPACE = 10        /* the split-K workspace is smaller than the schedule needs */
 } anybit_status;
 
 typedef enum { ANYBIT_DEVICE_BEST = 0, ANYBIT_DEVICE_GPU = 1, ANYBIT_DEVICE_SIM = 2 } anybit_device;
@@ -42,6 +44,13 @@ anybit_status anybit_pack_weights(const anybit_format* format, const uint8_t* co
 anybit_status anybit_matmul(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,
                             const void* packed_weights, const void* scales, const void* zeros, const void* bias,
                             void* C, anybit_device device);
+/* Bytes of split-K workspace anybit_matmul_device needs for this problem on GPU 0 (0: none). */
+anybit_status anybit_workspace_size(const anybit_format* format, int64_t M, int64_t N, int64_t K, size_t* bytes);
+/* anybit_matmul on device memory, queued on `stream` (a CUstream; NULL: the default stream). `workspace`
+   may be NULL: the call then allocates it and waits for the kernels before returning. */
+anybit_status anybit_matmul_device(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,
+                                   const void* packed_weights, const void* scales, const void* zeros, const void* bias,
+                                   void* C, void* workspace, size_t workspace_bytes, void* stream);
 /* The message of this thread's last failure ("" after success). */
 const char* anybit_last_error(void);
 

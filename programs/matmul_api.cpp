@@ -357,6 +357,8 @@ anybit_status fail(anybit_status status, const std::string& message) {
 anybit_status classify(const std::string& m) {
   if (m.find("is not one of") != std::string::npos) return ANYBIT_ERROR_INVALID_ARGUMENT;
   if (m.find("is null") != std::string::npos) return ANYBIT_ERROR_NULL_POINTER;
+  if (m.find("workspace holds") != std::string::npos) return ANYBIT_ERROR_WORKSPACE;
+  if (m.find("not device memory") != std::string::npos) return ANYBIT_ERROR_INVALID_ARGUMENT;
   if (m.find("aligned") != std::string::npos) return ANYBIT_ERROR_MISALIGNED_POINTER;
   if (m.find("group size") != std::string::npos) return ANYBIT_ERROR_GROUP_SIZE;
   if (m.find("zero") != std::string::npos) return ANYBIT_ERROR_ZERO_POINTS;
@@ -431,6 +433,25 @@ anybit_status anybit_matmul(const anybit_format* format, int64_t M, int64_t N, i
     anybit::matmul(p, device == ANYBIT_DEVICE_GPU   ? anybit::Device::gpu()
                       : device == ANYBIT_DEVICE_SIM ? anybit::Device::sim()
                                                     : anybit::Device::best());
+  });
+}
+
+anybit_status anybit_workspace_size(const anybit_format* format, int64_t M, int64_t N, int64_t K, size_t* bytes) {
+  return guarded([&] {
+    const auto f = to_format(format);
+    if (!bytes) throw anybit::Error("matmul: bytes is null");
+    *bytes = anybit::matmul_workspace_bytes(anybit::matmul_schedule(f, M, N, K, anybit::Device::gpu()), M, N);
+  });
+}
+
+anybit_status anybit_matmul_device(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,
+                                   const void* packed_weights, const void* scales, const void* zeros, const void* bias,
+                                   void* C, void* workspace, size_t workspace_bytes, void* stream) {
+  return guarded([&] {
+    anybit::MatmulProblem p{to_format(format), M, N, K, A, packed_weights, scales, zeros, C, bias, workspace, workspace_bytes};
+    anybit::MatmulOptions options;
+    options.stream = stream;
+    anybit::matmul_device(p, options);
   });
 }
 

@@ -44,3 +44,59 @@ TEST_CASE("the tiled matmul on the GPU matches the simulator and the interpreter
     CHECK(std::fabs(g - r) <= 1e-4f * (1 + std::fabs(r)));
   }
 }
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "isa/error.h"
+#include "programs/matmul_api.h"
+#include "../programs/quant_matmul_harness.h"
+
+TEST_CASE("matmul_device on device memory, every chosen schedule and split-K, matches the reference") {
+  using programs::QuantFormat;
+  using programs::ZeroMode;
+  using isa::DataType;
+  for (const auto& [f, M, N, K] :
+       {std::tuple{QuantFormat{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, 1, 4096, 4096},
+        {QuantFormat{DataType::unsigned_int(3), DataType::bf16(), 64, ZeroMode::Integer, true}, 16, 1024, 2048},
+        {QuantFormat{isa::parse_dtype("f6e3m2"), DataType::f16(), 128, ZeroMode::None}, 70, 512, 1024}}) {
+    CAPTURE(f.weights.name());
+    CAPTURE(M);
+    auto p = testing::make_problem(f, M, N, K, 3);
+    std::map<std::string, std::uint64_t> device;
+    for (auto& [name, bytes] : p.buffers) {
+      device[name] = backend_cuda::gpu_alloc(bytes.size());
+      backend_cuda::gpu_copy_to_device(device[name], bytes.data(), bytes.size());
+    }
+    auto ptr = [&](const char* name) { return device.count(name) ? reinterpret_cast<void*>(device[name]) : nullptr; };
+    MatmulProblem q{f, M, N, K, ptr("A"), ptr("Wp"), ptr("S"), ptr("Z"), ptr("C"), ptr("B")};
+    const auto r = matmul_device(q);
+    CHECK(r.ran_on_gpu);
+    backend_cuda::gpu_synchronize();
+    backend_cuda::gpu_copy_to_host(p.buffers.at("C").data(), device["C"], p.buffers.at("C").size());
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
+    // Host memory given to the device entry point is refused by name.
+    MatmulProblem host = q;
+    host.A = p.buffers.at("A").data();
+    CHECK_THROWS_WITH_AS(matmul_device(host), doctest::Contains("matmul: A is not device memory"), Error);
+    for (auto& [name, d] : device) backend_cuda::gpu_free(d);
+  }
+}
+
+TEST_CASE("tune_matmul stores its fastest schedule, and later calls use it") {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("anybit_tune_{}", ::getpid());
+  setenv("ANYBIT_CACHE_DIR", dir.c_str(), 1);
+  const programs::QuantFormat f{isa::DataType::signed_int(4), isa::DataType::f16(), 128, programs::ZeroMode::None};
+  const auto t = tune_matmul(f, 1, 1024, 1024, 3);
+  CHECK(t.timings.size() > 10);
+  for (const auto& [s, ms] : t.timings) CHECK(ms > 0);
+  const auto& device = backend_cuda::driver_status().devices.front();
+  CHECK(load_tuned_schedule(tuned_schedule_path(f, 1, 1024, 1024, device.arch())) == t.best);
+  CHECK(matmul_schedule(f, 1, 1024, 1024, Device::gpu()) == t.best);
+  unsetenv("ANYBIT_CACHE_DIR");
+  std::filesystem::remove_all(dir);
+}

@@ -1,5 +1,11 @@
 // The drop-in call: C++ and C entry points, correct results, and a specific error for each misuse.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "backend_cuda/driver.h"
 #include "isa/error.h"
@@ -112,4 +118,70 @@ TEST_CASE("C API: status codes and messages, packing, and a correct result") {
   CHECK(call(&cf, 64, p.buffers.at("A").data(), c.data(), static_cast<anybit_device>(9)) == ANYBIT_ERROR_INVALID_ARGUMENT);
   CHECK(std::string(anybit_last_error()) == "matmul: device 9 is not one of ANYBIT_DEVICE_BEST/GPU/SIM");
   CHECK(anybit_packed_size(&cf, 64, 64, nullptr) == ANYBIT_ERROR_NULL_POINTER);
+}
+
+TEST_CASE("matmul() with split-K: the call's own workspace, the caller's, and one too small") {
+  const QuantFormat f{DataType::signed_int(4), DataType::f16(), 32, ZeroMode::None, true};
+  auto p = testing::make_problem(f, 3, 64, 256, 31);
+  MatmulOptions o;
+  o.schedule = programs::Schedule{4, 1, 3, 4};
+  auto r = matmul(problem_of(p), Device::sim(), o);
+  CHECK(r.schedule == *o.schedule);
+  CHECK(r.counters.mma > 0);
+  CHECK(testing::relative_error(p) <= testing::tolerance(f, 256));
+  CHECK(matmul_workspace_bytes(*o.schedule, 3, 64) == 4u * 3 * 64 * 4);
+  CHECK(matmul_workspace_bytes(programs::Schedule{}, 3, 64) == 0);
+  alignas(16) static float workspace[4 * 3 * 64];
+  std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
+  MatmulProblem q = problem_of(p);
+  q.workspace = workspace, q.workspace_bytes = sizeof workspace;
+  matmul(q, Device::sim(), o);
+  CHECK(testing::relative_error(p) <= testing::tolerance(f, 256));
+  q.workspace_bytes = sizeof workspace - 4;
+  CHECK_THROWS_WITH_AS(matmul(q, Device::sim(), o), doctest::Contains("the workspace holds 3068 bytes, the schedule w4 m1 s3 k4 needs 3072"), Error);
+  o.schedule = programs::Schedule{4, 1, 3, 0};
+  CHECK_THROWS_WITH_AS(matmul(problem_of(p), Device::sim(), o), doctest::Contains("split_k must be 1..64, not 0"), Error);
+}
+
+TEST_CASE("device-pointer calls and tuning need a GPU: clear errors without one") {
+  if (backend_cuda::driver_status().available) return;  // the gpu tier exercises them
+  const QuantFormat f{DataType::signed_int(4), DataType::f16(), 32, ZeroMode::None};
+  auto p = testing::make_problem(f, 3, 64, 64, 5);
+  CHECK_THROWS_WITH_AS(matmul_device(problem_of(p)), doctest::Contains("no CUDA driver"), Error);
+  CHECK_THROWS_WITH_AS(tune_matmul(f, 1, 64, 64), doctest::Contains("tuning needs a GPU: no CUDA driver"), Error);
+  anybit_format cf{"int4", "f16", 32, ANYBIT_ZEROS_NONE, 0};
+  auto& c = p.buffers.at("C");
+  CHECK(anybit_matmul_device(&cf, 3, 64, 64, p.buffers.at("A").data(), p.packed.data(), p.buffers.at("S").data(), nullptr,
+                             nullptr, c.data(), nullptr, 0, nullptr) == ANYBIT_ERROR_NO_GPU);
+  // Argument checks come first, GPU or not.
+  CHECK(anybit_matmul_device(&cf, 3, 64, 64, nullptr, p.packed.data(), p.buffers.at("S").data(), nullptr, nullptr, c.data(),
+                             nullptr, 0, nullptr) == ANYBIT_ERROR_NULL_POINTER);
+  size_t bytes = 1;
+  CHECK(anybit_workspace_size(&cf, 1, 4096, 4096, &bytes) == ANYBIT_OK);
+  CHECK(bytes == matmul_workspace_bytes(programs::choose_schedule(programs::QuantFormat{DataType::signed_int(4), DataType::f16(), 32,
+                                                                                       ZeroMode::None},
+                                                                  1, 4096, 4096),
+                                        1, 4096));
+  CHECK(bytes > 0);  // M = 1 splits K
+}
+
+TEST_CASE("schedules as text, and the tuned-schedule store") {
+  CHECK(parse_schedule("w8 m2 s4 k16") == programs::Schedule{8, 2, 4, 16});
+  CHECK(parse_schedule(programs::describe(programs::Schedule{2, 1, 0, 3})) == programs::Schedule{2, 1, 0, 3});
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s3"), doctest::Contains("is not of the form 'w4 m1 s3 k1'"), Error);
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s3 k1 extra"), doctest::Contains("is not of the form"), Error);
+  CHECK_THROWS_WITH_AS(parse_schedule("w5 m1 s3 k1"), doctest::Contains("warps must be 1, 2, 4 or 8, not 5"), Error);
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("anybit_tuned_{}", ::getpid());
+  setenv("ANYBIT_CACHE_DIR", dir.c_str(), 1);
+  const QuantFormat f{DataType::unsigned_int(3), DataType::bf16(), 64, ZeroMode::Float, true};
+  const auto path = tuned_schedule_path(f, 16, 4096, 8192, "sm_90");
+  CHECK(path.parent_path() == dir / "tuning");
+  CHECK(path.filename() == "uint3_bf16_g64_zfloat_b1_M16_N4096_K8192_sm_90.txt");
+  CHECK_FALSE(load_tuned_schedule(path).has_value());
+  store_tuned_schedule(path, {8, 1, 4, 2});
+  CHECK(load_tuned_schedule(path) == programs::Schedule{8, 1, 4, 2});
+  std::ofstream(path) << "w4 m1\n";
+  CHECK_THROWS_WITH_AS(load_tuned_schedule(path), doctest::Contains("(delete the file to tune again)"), Error);
+  unsetenv("ANYBIT_CACHE_DIR");
+  std::filesystem::remove_all(dir);
 }
