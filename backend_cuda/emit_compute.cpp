@@ -1,5 +1,8 @@
 // Compute instructions: casts, elementwise arithmetic, warp reductions and tensor-core dot.
 #include <algorithm>
+#include <optional>
+
+#include <fmt/ranges.h>
 
 #include "backend_cuda/emitter.h"
 #include "layout/mma_layouts.h"
@@ -80,6 +83,21 @@ void Emitter::elementwise(const Instruction& inst) {
     // Sign-bit operations are exact on every float format.
     result = inst.opcode == Opcode::Neg ? fmt::format("{} ^ 0x{:x}u", codes[0], 1u << (bits - 1))
                                         : fmt::format("{} & 0x{:x}u", codes[0], (1u << (bits - 1)) - 1u);
+  } else if ((dt == DataType::f16() || dt == DataType::bf16()) && t.layout->local_size() % 2 == 0 &&
+             (inst.opcode == Opcode::Add || inst.opcode == Opcode::Sub || inst.opcode == Opcode::Mul ||
+              inst.opcode == Opcode::Fma) &&
+             std::all_of(inst.operands.begin(), inst.operands.end(), [&](const auto& op) { return type(op.name).dtype == dt; })) {
+    // Two halves per instruction (HADD2/HFMA2 class), word by word: operands share the result's layout.
+    const bool half = dt == DataType::f16();
+    const char* fn = inst.opcode == Opcode::Add   ? (half ? "hadd2" : "badd2")
+                     : inst.opcode == Opcode::Sub ? (half ? "hsub2" : "bsub2")
+                     : inst.opcode == Opcode::Mul ? (half ? "hmul2" : "bmul2")
+                                                  : (half ? "hfma2" : "bfma2");
+    std::vector<std::string> words;
+    for (const auto& op : inst.operands) words.push_back(fmt::format("{}[w]", value(op.name)));
+    line("#pragma unroll");
+    line("for (int w = 0; w < {}; ++w) {}[w] = ab::{}({});", t.layout->local_size() / 2, dst, fn, fmt::join(words, ", "));
+    return;
   } else if (inst.opcode == Opcode::Fma && (dt == DataType::f16() || dt == DataType::bf16())) {
     result = fmt::format("ab::fma_{}({}, {}, {})", dt.name(), codes[0], codes[1], codes[2]);
   } else {
@@ -212,20 +230,32 @@ void Emitter::dot(const Instruction& inst) {
   const RegisterLayout atom_a = int8 ? layout::mma_m16n8k32_a() : layout::mma_m16n8k16_a();
   const RegisterLayout atom_b = int8 ? layout::mma_m16n8k32_b() : layout::mma_m16n8k16_b();
   const RegisterLayout atom_c = layout::mma_m16n8k16_c();
-  const auto qa = layout::divide(*a.layout, atom_a), qb = layout::divide(*b.layout, atom_b),
-             qc = layout::divide(*c.layout, atom_c);
-  const std::int64_t k_tiles = qa.shape()[1];
-  // Fragment indices each warp uses: (c local, k) -> (a local, b local), the same for every warp.
-  std::vector<std::array<std::int64_t, 3>> plan;
+  if (!layout::divides(*c.layout, atom_c)) unsupported(inst, "the accumulator's layout is not made of mma C fragments");
+  const auto qc = layout::divide(*c.layout, atom_c);
+  const std::int64_t tk = atom_a.shape()[1], k_tiles = a.shape[1] / tk;
+  // Fragment words each warp uses, (c local, k) -> (a words, b words): operand registers are gathered by
+  // fragment, so operands need not be atom-ordered (e.g. a transposed weight tile), only hold whole words
+  // of their fragments. The code is the same for every warp.
+  struct Step {
+    std::int64_t lc;
+    std::vector<std::int64_t> a, b;
+    bool operator==(const Step&) const = default;
+  };
+  std::vector<Step> plan;
   for (std::int64_t w = 0; w < qc.num_threads(); ++w) {
     std::size_t n = 0;
     for (std::int64_t lc = 0; lc < qc.local_size(); ++lc) {
-      const Shape ij = qc.logical_index(w, lc);
+      const layout::Shape ij = qc.logical_index(w, lc);
       for (std::int64_t k = 0; k < k_tiles; ++k, ++n) {
-        const std::array<std::int64_t, 3> entry = {lc, qa.map(Shape{ij[0], k}).local, qb.map(Shape{k, ij[1]}).local};
+        auto wa = layout::fragment_words(*a.layout, atom_a, {ij[0] * 16, k * tk}, w, a.dtype.bits());
+        auto wb = layout::fragment_words(*b.layout, atom_b, {k * tk, ij[1] * 8}, w, b.dtype.bits());
+        if (!wa || !wb)
+          unsupported(inst, fmt::format("a lane does not hold its {} fragment in whole registers the same way on every "
+                                        "lane (give the operand an mma layout)", wa ? "b" : "a"));
+        Step step{lc, std::move(*wa), std::move(*wb)};
         if (w == 0)
-          plan.push_back(entry);
-        else if (plan[n] != entry)
+          plan.push_back(std::move(step));
+        else if (!(plan[n] == step))
           unsupported(inst, "the fragments a warp uses depend on the warp (arrange warps through spatial modes "
                             "only, fragments through local modes)");
       }
@@ -236,11 +266,29 @@ void Emitter::dot(const Instruction& inst) {
   else if (a.dtype == DataType::bf16()) fn = "mma_m16n8k16_f32_bf16";
   else fn = c.dtype == DataType::f16() ? "mma_m16n8k16_f16_f16" : "mma_m16n8k16_f32_f16";
   const int cw = static_cast<int>(atom_c.local_size() * c.dtype.bits() / 32);
-  const int aw = static_cast<int>(atom_a.local_size() * a.dtype.bits() / 32);
-  const int bw = static_cast<int>(atom_b.local_size() * b.dtype.bits() / 32);
   const std::string cv = value(inst.operands[0].name), av = value(inst.operands[1].name), bv = value(inst.operands[2].name);
-  for (const auto& [lc, la, lb] : plan)
-    line("ab::{}(&{}[{}], &{}[{}], &{}[{}], &{}[{}]);", fn, cv, lc * cw, av, la * aw, bv, lb * bw, cv, lc * cw);
+  // A pointer into the operand when its words are consecutive, else a gathered copy (registers renamed
+  // by the compiler: no instructions).
+  int gathered = 0;
+  auto operand = [&](const std::string& v, const std::vector<std::int64_t>& words) {
+    bool consecutive = true;
+    for (std::size_t i = 1; i < words.size(); ++i) consecutive &= words[i] == words[0] + static_cast<std::int64_t>(i);
+    if (consecutive) return fmt::format("&{}[{}]", v, words[0]);
+    std::vector<std::string> parts;
+    for (auto w : words) parts.push_back(fmt::format("{}[{}]", v, w));
+    const std::string name = fmt::format("frag{}", gathered++);
+    line("const ab::u32 {}[{}] = {{{}}};", name, words.size(), fmt::join(parts, ", "));
+    return name;
+  };
+  for (const auto& step : plan) {
+    line("{{");
+    ++indent_;
+    const std::string pa = operand(av, step.a), pb = operand(bv, step.b);
+    line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, cv, step.lc * cw, pa, pb, cv, step.lc * cw);
+    --indent_;
+    line("}}");
+    gathered = 0;
+  }
 }
 
 }  // namespace anybit::backend_cuda::detail

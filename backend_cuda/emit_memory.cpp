@@ -1,6 +1,7 @@
 // Memory instructions: global and shared loads/stores (vectorized where passes::vector_width proves it
 // safe) and cp.async tile copies.
 #include <algorithm>
+#include <map>
 
 #include "backend_cuda/emitter.h"
 #include "passes/ldmatrix.h"
@@ -56,8 +57,31 @@ void Emitter::load_global(const Instruction& inst) {
   passes::AccessShape access{bits, inst.operands[0].index, g.global_strides,
                              inst.attrs.masked ? g.global_shape : std::vector<Expr>{}};
   const int w = passes::vector_width(*t.layout, access, div_);
+  // Broadcast dimensions (constant stride 0, always in bounds): slots that differ only there read the same
+  // memory, so they copy the registers of the first such slot instead of loading again (scales and zero
+  // points broadcast over K, bias over rows).
+  std::vector<bool> broadcast(static_cast<std::size_t>(t.rank()), false);
+  for (int d = 0; d < t.rank(); ++d) {
+    const Expr& stride = g.global_strides[d];
+    const Expr& offset = inst.operands[0].index[d];
+    const bool in_bounds = !inst.attrs.masked || (g.global_shape[d].is_constant() && offset.is_constant() &&
+                                                  offset.constant() >= 0 &&
+                                                  offset.constant() + t.shape[d] <= g.global_shape[d].constant());
+    broadcast[d] = stride.is_constant() && stride.constant() == 0 && in_bounds;
+  }
+  std::map<layout::Shape, std::int64_t> loaded;  // slot offset without broadcast coordinates -> first slot
   open_indices(*this, *t.layout, inst.operands[0].index);
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
+    layout::Shape key = passes::slot_offset(*t.layout, s);
+    for (int d = 0; d < t.rank(); ++d)
+      if (broadcast[d]) key[d] = 0;
+    if (auto [it, fresh] = loaded.emplace(key, s); !fresh) {
+      if (w * bits % 32 == 0)
+        line("for (int w = 0; w < {}; ++w) {}[{} + w] = {}[{} + w];", w * bits / 32, dst, s * bits / 32, dst, it->second * bits / 32);
+      else
+        line("for (int j = 0; j < {}; ++j) ab::set<{}>({}, {} + j, ab::get<{}>({}, {} + j));", w, bits, dst, s, bits, dst, it->second);
+      continue;
+    }
     const auto idx = indices(passes::slot_offset(*t.layout, s));
     const std::string elem = global_element(view, idx);
     const std::string cond = inst.attrs.masked ? in_bounds(view, idx) : "";

@@ -9,6 +9,15 @@ namespace anybit::isa {
 
 namespace {
 
+// Whether the threads holding each thread's bits are the same in both layouts (same thread count).
+bool same_replicas(const layout::RegisterLayout& a, const layout::RegisterLayout& b) {
+  if (a.replication() != b.replication()) return false;
+  if (a.local_size() == 0 || b.local_size() == 0) return a.local_size() == b.local_size();
+  for (std::int64_t t = 0; t < a.num_threads(); ++t)
+    if (a.threads_of(a.logical_index(t, 0)) != b.threads_of(b.logical_index(t, 0))) return false;
+  return true;
+}
+
 std::vector<OperandKind> operand_kinds(std::string_view spec) {
   std::vector<OperandKind> out;
   while (!spec.empty()) {
@@ -140,16 +149,32 @@ std::string check_dot(const CheckInput& in) {
   const std::pair<const TensorType*, layout::RegisterLayout> operands[] = {
       {&a, cfg->atom_a()}, {&b, cfg->atom_b()}, {&c, cfg->atom_c()}};
   const char* names[] = {"a", "b", "c"};
-  for (int i = 0; i < 3; ++i)
-    if (!layout::divides(*operands[i].first->layout, operands[i].second))
-      return fmt::format("dot operand {} has layout {}, which is not a warp arrangement of the mma fragment {}",
-                         names[i], operands[i].first->layout->to_string(), operands[i].second.to_string());
+  if (!layout::divides(*c.layout, cfg->atom_c()))
+    return fmt::format("dot operand c has layout {}, which is not a warp arrangement of the mma fragment {}",
+                       c.layout->to_string(), cfg->atom_c().to_string());
+  const auto qc = layout::divide(*c.layout, cfg->atom_c());
+  const std::int64_t tk = cfg->atom_a().shape()[1], tiles_k = a.shape[1] / tk;
+  // Operands that are not atom-ordered (e.g. a transposed tile) are accepted when every warp holds each
+  // fragment it multiplies in whole registers, the same way on every lane and warp (the emitter gathers them).
+  const bool ordered = layout::divides(*a.layout, cfg->atom_a()) && layout::divides(*b.layout, cfg->atom_b());
+  for (int i = 0; i < 2 && !ordered; ++i) {
+    for (std::int64_t w = 0; w < qc.num_threads(); ++w)
+      for (std::int64_t l = 0; l < qc.local_size(); ++l)
+        for (std::int64_t k = 0; k < tiles_k; ++k) {
+          const layout::Shape ij = qc.logical_index(w, l);
+          const layout::Shape origin = i == 0 ? layout::Shape{ij[0] * 16, k * tk} : layout::Shape{k * tk, ij[1] * 8};
+          if (!layout::fragment_words(*operands[i].first->layout, operands[i].second, origin, w,
+                                      operands[i].first->dtype.bits()))
+            return fmt::format("dot operand {} has layout {}, which is not a warp arrangement of the mma fragment {} "
+                               "(warp {} does not hold the fragment at ({}, {}) in whole registers)",
+                               names[i], operands[i].first->layout->to_string(), operands[i].second.to_string(), w,
+                               origin[0], origin[1]);
+        }
+  }
+  if (!ordered) return {};
   // The warp arrangements must agree: every warp computing C fragment (i, j) holds A fragments (i, k) and
   // B fragments (k, j) for every k.
-  const auto qa = layout::divide(*a.layout, cfg->atom_a()), qb = layout::divide(*b.layout, cfg->atom_b()),
-             qc = layout::divide(*c.layout, cfg->atom_c());
-  const layout::Shape tiles_c = qc.shape();
-  const std::int64_t tiles_k = qa.shape()[1];
+  const auto qa = layout::divide(*a.layout, cfg->atom_a()), qb = layout::divide(*b.layout, cfg->atom_b());
   for (std::int64_t w = 0; w < qc.num_threads(); ++w)
     for (std::int64_t l = 0; l < qc.local_size(); ++l) {
       const layout::Shape ij = qc.logical_index(w, l);
@@ -384,8 +409,12 @@ CheckResult check_instruction(const CheckInput& in) {
                                 to.bits_per_thread()));
       if (ts[0]->layout && to.layout && ts[0]->layout->num_threads() != to.layout->num_threads())
         return fail("view must keep the thread count");
-      if (ts[0]->layout && to.layout && (ts[0]->layout->replication() != 1 || to.layout->replication() != 1))
-        return fail("view of replicated layouts is not defined: every thread must hold distinct bits");
+      // Replicated layouts: threads holding equal bits must do so before and after (e.g. a transposing view
+      // of an operand every warp holds).
+      if (ts[0]->layout && to.layout && (ts[0]->layout->replication() != 1 || to.layout->replication() != 1) &&
+          !same_replicas(*ts[0]->layout, *to.layout))
+        return fail("view of replicated layouts needs the same replicas: threads holding the same bits before must "
+                    "hold the same bits after");
       return ok(to);
     }
     case Opcode::Reshape: {

@@ -239,10 +239,15 @@ programs::Schedule parse_schedule(const std::string& text) {
   programs::Schedule s;
   char w = 0, m = 0, st = 0, k = 0;
   int consumed = 0;
-  if (std::sscanf(text.c_str(), " %c%d %c%d %c%d %c%d %n", &w, &s.warps, &m, &s.m_tiles, &st, &s.stages, &k, &s.split_k,
-                  &consumed) != 8 ||
-      w != 'w' || m != 'm' || st != 's' || k != 'k' || static_cast<std::size_t>(consumed) != text.size())
-    throw Error(fmt::format("schedule '{}' is not of the form 'w4 m1 s3 k1' (warps, M tiles, stages, split-K)", text));
+  const bool parsed = std::sscanf(text.c_str(), " %c%d %c%d %c%d %c%d %n", &w, &s.warps, &m, &s.m_tiles, &st, &s.stages, &k,
+                                  &s.split_k, &consumed) == 8 &&
+                      w == 'w' && m == 'm' && st == 's' && k == 'k';
+  std::string rest = parsed ? text.substr(static_cast<std::size_t>(consumed)) : text;
+  while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back()))) rest.pop_back();
+  s.weights_on_a = rest == "wa";
+  if (!parsed || !(rest.empty() || rest == "wa"))
+    throw Error(fmt::format("schedule '{}' is not of the form 'w4 m1 s3 k1' (warps, M tiles, stages, split-K; ' wa' "
+                            "for weights on the mma A side)", text));
   programs::validate(s);
   return s;
 }

@@ -92,7 +92,7 @@ Quantized quantize(const QuantFormat& f, const std::vector<float>& w, std::int64
 }
 
 std::string describe(const Schedule& s) {
-  return fmt::format("w{} m{} s{} k{}", s.warps, s.m_tiles, s.stages, s.split_k);
+  return fmt::format("w{} m{} s{} k{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "");
 }
 
 void validate(const Schedule& s) {
@@ -108,14 +108,17 @@ void validate(const Schedule& s) {
 Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, int sm_count) {
   validate(f, M, N, K);
   Schedule s;
+  // M <= 8: the weights on the mma A side, 8-row tiles (half the mma and ldmatrix work of a 16-row tile).
   // Bigger M tiles reuse each decoded weight for more rows; M <= 16 is memory-bound and takes one.
+  s.weights_on_a = M <= 8;
   s.m_tiles = M <= 16 ? 1 : 2;
   // Narrow N: fewer warps so that blocks still cover the columns without idle warps.
   while (s.warps > 1 && N < 16LL * s.warps * 2) s.warps /= 2;
   // Split K until the grid has about two blocks per SM, keeping at least two chunks per slice (so the
   // pipeline has something to overlap) and only while the partials (split x M x N floats, written and
   // read once) stay small next to the weights.
-  const std::int64_t blocks = ((N + 16 * s.warps - 1) / (16 * s.warps)) * ((M + 16 * s.m_tiles - 1) / (16 * s.m_tiles));
+  const std::int64_t rows = (s.weights_on_a ? 8 : 16) * s.m_tiles;
+  const std::int64_t blocks = ((N + 16 * s.warps - 1) / (16 * s.warps)) * ((M + rows - 1) / rows);
   const std::int64_t chunks = K / (16 * chunk_steps(f));
   const double weight_bytes = static_cast<double>(N) * K * f.weights.bits() / 8;
   while (s.split_k < 16 && blocks * s.split_k < 2LL * sm_count && chunks / (2 * s.split_k) >= 2 &&
@@ -179,7 +182,8 @@ std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   validate(s);
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);
-  const int W = s.warps, mt = s.m_tiles, rows = 16 * mt, b = f.weights.bits(), width = 16 * W, c = chunk_steps(f),
+  const bool swap = s.weights_on_a;
+  const int W = s.warps, mt = s.m_tiles, rows = (swap ? 8 : 16) * mt, b = f.weights.bits(), width = 16 * W, c = chunk_steps(f),
             steps_per_group = f.group / (16 * c);
   const bool split = s.split_k > 1;
   // When the activation type holds every value of the format exactly, the group scale is applied once per
@@ -213,8 +217,16 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   auto S = bld.name(bld.global_view(ps, {K / f.group, 16 * c, N}, {N, 0, 1}), "gS");
   vm::Value Z{};
   if (f.zeros != ZeroMode::None) Z = bld.name(bld.global_view(pz, {K / f.group, 16 * c, N}, {N, 0, 1}), "gZ");
-  const RegisterLayout cl = local({mt, 1}) * accumulator_layout(W), wl = weight_layout(W, c);
-  auto acc = bld.name(bld.alloc_register(vm::reg(f32, {rows, width}, cl)), "acc");
+  // The accumulator: C tiles [rows, width], or C^T tiles [width, rows] with the weights on the A side.
+  const RegisterLayout cl = swap ? spatial({W, 1}) * local({1, mt}) * mma_m16n8k16_c() : local({mt, 1}) * accumulator_layout(W);
+  const RegisterLayout wl = weight_layout(W, c);
+  const layout::Shape acc_shape = swap ? layout::Shape{width, rows} : layout::Shape{rows, width};
+  // The same registers as the transposed tile: a view with the layout's dimensions swapped.
+  auto transpose = [&](vm::Value v, DataType t, const RegisterLayout& l) {
+    const RegisterLayout lt = permute(l, std::array{1, 0});
+    return bld.view(v, vm::reg(t, lt.shape(), lt));
+  };
+  auto acc = bld.name(bld.alloc_register(vm::reg(f32, acc_shape, cl)), "acc");
   const Expr m0 = bld.let("m0", isa::block_idx_y() * rows), n0 = bld.let("n0", isa::block_idx_x() * width);
   // The first stream of this block's weights inside chunk kc: W tiles of 32 lanes.
   auto first_stream = [&](Expr kc) { return (kc * tiles + isa::block_idx_x() * W) * 32; };
@@ -237,7 +249,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   vm::Value sA{}, sW{}, gWflat{}, gA3{};
   const bool pipelined = s.stages >= 2;
   const int stages = s.stages;
-  const RegisterLayout a_layout = replicated(W) * local({mt, c}) * mma_m16n8k16_a();
+  // A as the mma A operand, or (swap) A^T as the B operand, loaded in A's [rows, 16c] orientation.
+  const RegisterLayout at_layout = replicated(W) * local({c, mt}) * mma_m16n8k16_b();
+  const RegisterLayout a_layout = swap ? permute(at_layout, std::array{1, 0}) : replicated(W) * local({mt, c}) * mma_m16n8k16_a();
   const RegisterLayout byte_layout = spatial({32 * W, 1}) * local({1, c * b});
   if (pipelined) {
     // A rows of 16c f16 values; the XOR swizzle spreads an ldmatrix's eight 16-byte rows over the banks.
@@ -260,66 +274,75 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   };
   if (pipelined)
     for (int j = 0; j + 1 < stages; ++j) issue(lo + j, j);  // the prologue fills stages - 1 stages
-  const Expr g_lo = split ? bld.let("g_lo", lo / steps_per_group) : Expr(0);
-  const Expr g_hi = split ? bld.let("g_hi", isa::ceil_div(hi, steps_per_group)) : K / f.group;
-  bld.for_range("g", g_lo, g_hi, [&](Expr g) {
-    auto part = bld.name(bld.alloc_register(vm::reg(f32, {rows, width}, cl)), "part");
-    // Under split-K a slice may start or end inside a group.
-    const Expr step_lo = split ? isa::max(Expr(0), lo - g * steps_per_group) : Expr(0);
-    const Expr step_hi = split ? isa::min(Expr(steps_per_group), hi - g * steps_per_group) : Expr(steps_per_group);
-    bld.for_range("step", step_lo, step_hi, [&](Expr step) {
-      const Expr kc = bld.let("kc", g * steps_per_group + step);
-      vm::Value a{}, bytes{};
-      if (pipelined) {
-        bld.wait_group(stages - 2);
-        bld.sync_threads();  // chunk kc is visible to all, and the stage the next copy refills is no longer read
-        const Expr i = bld.let("i", kc - lo);  // iterations of this block so far
-        issue(kc + (stages - 1), (i + (stages - 1)) % stages);
-        const Expr stage = bld.let("stage", i % stages);
-        a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
-                        {rows, 16 * c});
-        bytes = bld.reshape(bld.load_shared(sW, {stage, 0, 0}, vm::reg(u8, {1, 1, chunk_bytes}, reshape(byte_layout, {1, 1, chunk_bytes}))),
-                            {32 * W, c * b});
-      } else {
-        a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
-        bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), true);
-      }
-      a = bld.name(a, "a");
-      bytes = bld.name(bytes, "bytes");
-      auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, wl)), "codes");
-      auto w = bld.name(bld.cast(codes, mid), "w");
-      if (f.zeros != ZeroMode::None) {
-        const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
-        auto z = group_tile(Z, zt, g, 16 * c, wl);
-        w = bld.name(bld.sub(w, zt == mid ? z : bld.cast(z, mid)), "shifted");
-      }
-      if (!fold_scale) {
-        auto scale = bld.cast(group_tile(S, act, g, 16 * c, wl), f32);
-        w = bld.name(bld.cast(bld.mul(w, scale), act), "scaled");
-      }
-      bld.dot(part, a, w);
-    });
-    if (fold_scale) {
-      auto scale = bld.name(bld.cast(group_tile(S, act, g, rows, cl), f32), "scale");
-      bld.assign(acc, bld.fma(part, scale, acc));
+  // One loop over this block's chunks; the f32 partial sum of a scale group joins the result at the group's
+  // last chunk (or the slice's, under split-K, where a slice may start or end inside a group).
+  auto part = bld.name(bld.alloc_register(vm::reg(f32, acc_shape, cl)), "part");
+  bld.for_range("kc", lo, hi, [&](Expr kc) {
+    const Expr g = bld.let("g", kc / steps_per_group);
+    vm::Value a{}, bytes{};
+    if (pipelined) {
+      bld.wait_group(stages - 2);
+      bld.sync_threads();  // chunk kc is visible to all, and the stage the next copy refills is no longer read
+      const Expr i = bld.let("i", kc - lo);  // iterations of this block so far
+      issue(kc + (stages - 1), (i + (stages - 1)) % stages);
+      const Expr stage = bld.let("stage", i % stages);
+      a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
+                      {rows, 16 * c});
+      bytes = bld.reshape(bld.load_shared(sW, {stage, 0, 0}, vm::reg(u8, {1, 1, chunk_bytes}, reshape(byte_layout, {1, 1, chunk_bytes}))),
+                          {32 * W, c * b});
     } else {
-      bld.assign(acc, bld.add(acc, part));
+      a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
+      bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), true);
     }
+    a = bld.name(a, "a");
+    bytes = bld.name(bytes, "bytes");
+    auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, wl)), "codes");
+    auto w = bld.name(bld.cast(codes, mid), "w");
+    if (f.zeros != ZeroMode::None) {
+      const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
+      auto z = group_tile(Z, zt, g, 16 * c, wl);
+      w = bld.name(bld.sub(w, zt == mid ? z : bld.cast(z, mid)), "shifted");
+    }
+    if (!fold_scale) {
+      auto scale = bld.cast(group_tile(S, act, g, 16 * c, wl), f32);
+      w = bld.name(bld.cast(bld.mul(w, scale), act), "scaled");
+    }
+    if (swap) bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
+    else bld.dot(part, a, w);
+    const Expr group_end = isa::eq(kc % steps_per_group, Expr(steps_per_group - 1));
+    bld.if_then(split ? group_end || isa::eq(kc, hi - 1) : group_end, [&] {
+      if (fold_scale) {
+        vm::Value scale = swap ? transpose(group_tile(S, act, g, rows, permute(cl, std::array{1, 0})), act, permute(cl, std::array{1, 0}))
+                               : group_tile(S, act, g, rows, cl);
+        scale = bld.name(bld.cast(scale, f32), "scale");
+        bld.assign(acc, bld.fma(part, scale, acc));
+      } else {
+        bld.assign(acc, bld.add(acc, part));
+      }
+      bld.assign(part, bld.alloc_register(vm::reg(f32, acc_shape, cl)));  // zero for the next group
+    });
   });
   if (pipelined) bld.wait_group(0);  // nothing is in flight after the last chunk; this states it
   if (split) {  // this slice's f32 partial sums; splitk_reduce adds the slices (and the bias)
-    auto P = bld.name(bld.global_view(pp, {s.split_k, M, N}, {M * N, N, 1}), "gP");
-    bld.store_global(bld.reshape(acc, {1, rows, width}), P, {isa::block_idx_z(), m0, n0}, true);
+    if (swap) {
+      auto P = bld.name(bld.global_view(pp, {s.split_k, N, M}, {M * N, 1, N}), "gP");
+      bld.store_global(bld.reshape(acc, {1, width, rows}), P, {isa::block_idx_z(), n0, m0}, true);
+    } else {
+      auto P = bld.name(bld.global_view(pp, {s.split_k, M, N}, {M * N, N, 1}), "gP");
+      bld.store_global(bld.reshape(acc, {1, rows, width}), P, {isa::block_idx_z(), m0, n0}, true);
+    }
     return bld.build();
   }
   vm::Value result = acc;
-  if (f.bias) {  // bias[n] broadcast over the rows: a stride-0 first dimension
-    auto B = bld.name(bld.global_view(pb, {rows, N}, {0, 1}), "gB");
-    auto bias = bld.name(bld.cast(bld.load_global(B, {0, n0}, vm::reg(act, {rows, width}, cl), true), f32), "bias");
-    result = bld.add(acc, bias);
+  if (f.bias) {  // bias[n] broadcast over the rows: a stride-0 dimension
+    auto B = swap ? bld.global_view(pb, {N, rows}, {1, 0}) : bld.global_view(pb, {rows, N}, {0, 1});
+    auto bias = bld.load_global(bld.name(B, "gB"), swap ? std::vector<Expr>{n0, 0} : std::vector<Expr>{0, n0},
+                                vm::reg(act, acc_shape, cl), true);
+    result = bld.add(acc, bld.name(bld.cast(bias, f32), "bias"));
   }
-  auto C = bld.name(bld.global_view(pc, {M, N}, {N, 1}), "gC");
-  bld.store_global(bld.name(bld.cast(result, act), "out"), C, {m0, n0}, true);
+  // C, or C^T as a view with swapped strides.
+  auto C = bld.name(swap ? bld.global_view(pc, {N, M}, {1, N}) : bld.global_view(pc, {M, N}, {N, 1}), "gC");
+  bld.store_global(bld.name(bld.cast(result, act), "out"), C, swap ? std::vector<Expr>{n0, m0} : std::vector<Expr>{m0, n0}, true);
   return bld.build();
 }
 

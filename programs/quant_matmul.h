@@ -41,10 +41,14 @@ struct Schedule {
   // K slices computed by separate blocks (grid z). Above 1 each slice writes an f32 partial tile to a
   // workspace of split_k x M x N floats and splitk_reduce sums them (plus bias) into C.
   int split_k = 1;
+  // The small-M schedule: weights as the mma A operand (16 columns of N per m16 fragment) and the batch on
+  // the n8 side, so a block covers 8 * m_tiles rows of M and every mma multiplies 256 distinct weights
+  // (twice as many as with the batch on the A side). C is computed transposed.
+  bool weights_on_a = false;
   bool operator==(const Schedule&) const = default;
 };
 
-// "w4 m1 s3 k1" style, as printed by vmc and used in kernel names.
+// "w4 m1 s3 k1" style (" wa" appended for weights_on_a), as printed by vmc and used in kernel names.
 std::string describe(const Schedule& s);
 // anybit::Error naming the field when a schedule is out of range.
 void validate(const Schedule& s);

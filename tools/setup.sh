@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what anybit needs from Debian's packages (when missing), configures and builds it (Release, -j2).
 #   tools/setup.sh          build
-#   tools/setup.sh --test   build, then run the test suite (ctest; GPU tests skip with a reason without a GPU)
+#   tools/setup.sh --test        build, then run the test suite (ctest; GPU tests skip with a reason without a GPU)
+#   tools/setup.sh --test-long   build, then run the long tier (the full quantized-matmul cross product)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${ANYBIT_BUILD_DIR:-$root/build}"
@@ -43,6 +44,9 @@ fi
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${cuda_hint[@]}" >/dev/null
 cmake --build "$build" -j2
 
-if [ "${1:-}" = "--test" ]; then
-  ctest --test-dir "$build" --output-on-failure -j2
-fi
+case "${1:-}" in
+  --test) ctest --test-dir "$build" --output-on-failure -j2 -LE long ;;
+  --test-long) ctest --test-dir "$build" --output-on-failure -L long ;;
+  "") ;;
+  *) echo "anybit setup: unknown option '$1' (use --test or --test-long)" >&2; exit 2 ;;
+esac

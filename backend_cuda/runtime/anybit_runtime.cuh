@@ -451,6 +451,34 @@ AB_DEVICE u32 bfma2(u32 a, u32 b, u32 c) {  // bf16x2 a * b + c, rounded once pe
   return fma_bf16(a & 0xFFFF, b & 0xFFFF, c & 0xFFFF) | (fma_bf16(a >> 16, b >> 16, c >> 16) << 16);
 #endif
 }
+// Packed f16x2 / bf16x2 add, sub, mul and fma, each half rounded once to nearest even (without flushing
+// subnormals): the same values as computing the half in f32 and rounding (f32 holds every exact sum and
+// product of two 16-bit values to within the rounding needed). bf16x2 add/sub/mul go through fma with
+// 1.0 / -1.0 / -0.0, which sm_80 has.
+AB_DEVICE u32 hadd2(u32 a, u32 b) {
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("add.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+#else
+  AB_COUNT();
+  return f32_to_f16(f16_to_f32(a & 0xFFFF) + f16_to_f32(b & 0xFFFF)) |
+         (f32_to_f16(f16_to_f32(a >> 16) + f16_to_f32(b >> 16)) << 16);
+#endif
+}
+AB_DEVICE u32 hfma2(u32 a, u32 b, u32 c) {
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+#else
+  AB_COUNT();
+  return fma_f16(a & 0xFFFF, b & 0xFFFF, c & 0xFFFF) | (fma_f16(a >> 16, b >> 16, c >> 16) << 16);
+#endif
+}
+AB_DEVICE u32 badd2(u32 a, u32 b) { return bfma2(a, 0x3F803F80u, b); }
+AB_DEVICE u32 bsub2(u32 a, u32 b) { return bfma2(b, 0xBF80BF80u, a); }
+AB_DEVICE u32 bmul2(u32 a, u32 b) { return bfma2(a, b, 0x80008000u); }
 AB_DEVICE u32 pack_bf16x2(float lo, float hi) {
 #if defined(__CUDA_ARCH__)
   u32 d;

@@ -167,6 +167,9 @@ TEST_CASE("device-pointer calls and tuning need a GPU: clear errors without one"
 
 TEST_CASE("schedules as text, and the tuned-schedule store") {
   CHECK(parse_schedule("w8 m2 s4 k16") == programs::Schedule{8, 2, 4, 16});
+  CHECK(parse_schedule("w4 m1 s3 k2 wa") == programs::Schedule{4, 1, 3, 2, true});
+  CHECK(parse_schedule(programs::describe(programs::Schedule{2, 2, 2, 1, true})) == programs::Schedule{2, 2, 2, 1, true});
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s3 k1 wb"), doctest::Contains("is not of the form"), Error);
   CHECK(parse_schedule(programs::describe(programs::Schedule{2, 1, 0, 3})) == programs::Schedule{2, 1, 0, 3});
   CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s3"), doctest::Contains("is not of the form 'w4 m1 s3 k1'"), Error);
   CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s3 k1 extra"), doctest::Contains("is not of the form"), Error);

@@ -106,6 +106,13 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       {{DataType::unsigned_int(5), DataType::bf16(), 32, ZeroMode::Integer, true}, {4, 1, 4, 5}, 1, 80, 64},
       // weights scaled in f32 before the product (f7e5m1 exceeds f16), split and M tiles
       {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
+      // weights on the mma A side: 8-row tiles (m1) and 16-row tiles (m2), direct and pipelined, split,
+      // zeros, bias, f32-scaled weights
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 3, 1, true}, 5, 80, 256},
+      {{DataType::unsigned_int(2), DataType::bf16(), 32, ZeroMode::Integer}, {2, 2, 0, 1, true}, 19, 48, 128},
+      {{isa::parse_dtype("f5e2m2"), DataType::f16(), 256, ZeroMode::None, true}, {8, 1, 2, 3, true}, 9, 144, 256},
+      {{isa::parse_dtype("f8e5m2"), DataType::f16(), 64, ZeroMode::None}, {4, 2, 4, 2, true}, 16, 64, 256},
+      {{DataType::unsigned_int(6), DataType::f16(), 64, ZeroMode::Float, true}, {1, 1, 3, 2, true}, 1, 16, 128},
   };
   int index = 0;
   for (const auto& [f, s, M, N, K] : cases) {
@@ -121,6 +128,8 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
   const QuantFormat f{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None};
   const auto small = programs::choose_schedule(f, 1, 4096, 4096, 108);
   CHECK(small.m_tiles == 1);
+  CHECK(small.weights_on_a);  // M <= 8: 8-row tiles with the weights as the mma A operand
+  CHECK_FALSE(programs::choose_schedule(f, 9, 4096, 4096, 108).weights_on_a);
   CHECK(small.split_k > 1);  // 64 blocks of 64 columns cannot fill 108 SMs
   CHECK(64 * small.split_k >= 108);
   const auto large = programs::choose_schedule(f, 256, 8192, 8192, 108);

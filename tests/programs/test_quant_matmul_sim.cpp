@@ -105,6 +105,9 @@ TEST_CASE("schedules on the simulator: warps, M tiles and split-K with the f32 r
       {{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float}, {2, 2, 2, 3}, 21, 48, 256},
       {{isa::parse_dtype("f6e3m2"), DataType::f16(), 256, ZeroMode::None}, {8, 2, 3, 1}, 70, 144, 256},
       {{isa::parse_dtype("f4e2m1"), DataType::bf16(), 256, ZeroMode::None, true}, {1, 1, 4, 3}, 16, 16, 256},
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 3, 1, true}, 5, 80, 512},
+      {{DataType::unsigned_int(3), DataType::bf16(), 64, ZeroMode::Integer}, {2, 2, 2, 2, true}, 13, 48, 256},
+      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 32, ZeroMode::None, true}, {4, 1, 0, 3, true}, 8, 64, 256},
   };
   int index = 0;
   for (const auto& [f, s, M, N, K] : cases) {
