@@ -130,7 +130,7 @@ programs::Schedule schedule_for(const MatmulProblem& p, bool gpu, const MatmulOp
   if (gpu && driver.available) {
     const auto& device = driver.devices.front();
     if (auto t = tuned(p.format, p.M, p.N, p.K, device)) return *t;
-    return programs::choose_schedule(p.format, p.M, p.N, p.K, device.multiprocessors > 0 ? device.multiprocessors : 108);
+    return programs::choose_schedule(p.format, p.M, p.N, p.K, {device.arch(), device.multiprocessors});
   }
   return programs::choose_schedule(p.format, p.M, p.N, p.K);
 }

@@ -1,6 +1,8 @@
 #include "programs/quant_matmul.h"
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <cmath>
 
 #include "isa/bitpack.h"
@@ -105,9 +107,21 @@ void validate(const Schedule& s) {
   if (s.split_k < 1 || s.split_k > 64) throw Error(fmt::format("schedule: split_k must be 1..64, not {}", s.split_k));
 }
 
-Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, int sm_count) {
+int default_multiprocessors(const std::string& arch) {
+  static const std::map<std::string, int> counts = {{"sm_80", 108}, {"sm_86", 72},   {"sm_89", 142}, {"sm_90", 132},
+                                                    {"sm_90a", 132}, {"sm_100", 148}, {"sm_120", 188}};
+  auto it = counts.find(arch);
+  if (it == counts.end())
+    throw Error(fmt::format("unknown architecture '{}' (one of sm_80, sm_86, sm_89, sm_90, sm_90a, sm_100, sm_120)", arch));
+  return it->second;
+}
+
+Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, const Target& target) {
   validate(f, M, N, K);
+  const int sm_count = target.multiprocessors > 0 ? target.multiprocessors : default_multiprocessors(target.arch);
+  const int capability = std::stoi(target.arch.substr(3));  // "sm_90a" -> 90 (the table above vetted the name)
   Schedule s;
+  s.stages = capability >= 90 ? 4 : 3;
   // M <= 8: the weights on the mma A side, 8-row tiles (half the mma and ldmatrix work of a 16-row tile).
   // Bigger M tiles reuse each decoded weight for more rows; M <= 16 is memory-bound and takes one.
   s.weights_on_a = M <= 8;

@@ -53,10 +53,21 @@ std::string describe(const Schedule& s);
 // anybit::Error naming the field when a schedule is out of range.
 void validate(const Schedule& s);
 
-// The schedule the library uses for a problem: m16 tiles from M, split-K so that small-M problems still
-// fill the device (sm_count: streaming multiprocessors of the target, e.g. 108 on A100, 132 on H100),
-// stages from the architecture. Documented in the README (Quantized matmul, schedules).
-Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, int sm_count = 108);
+// The GPU a schedule is chosen for: its architecture and streaming multiprocessors (0: the count of the
+// architecture's data-center part, default_multiprocessors).
+struct Target {
+  std::string arch = "sm_80";
+  int multiprocessors = 0;
+};
+// A100 108 (sm_80), A10 72 (sm_86), L40S 142 (sm_89), H100 SXM 132 (sm_90/sm_90a), B200 148 (sm_100),
+// RTX PRO 6000 188 (sm_120); anybit::Error naming the architecture otherwise.
+int default_multiprocessors(const std::string& arch);
+
+// The schedule the library uses for a problem: the batch on the mma n8 side with 8-row tiles for M <= 8,
+// 16-row tiles up to M = 16 and 32-row tiles above; split-K until small-M grids fill the target's
+// multiprocessors (twice over); 4 pipeline stages on sm_90 and newer (more shared memory, longer memory
+// latency to hide), 3 before. Documented in the README (Quantized matmul, schedules).
+Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, const Target& target = {});
 
 // anybit::Error naming the problem when the format, group or shapes are unsupported.
 void validate(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K);

@@ -396,16 +396,18 @@ int cmd_matmul(const MatmulCommand& o) {
     fmt::print("tuned: {} (stored in {})\n", programs::describe(t.best),
                anybit::tuned_schedule_path(f, o.M, o.N, o.K, backend_cuda::driver_status().devices.front().arch()).string());
   }
-  // The schedule: --schedule, else what the library would choose for the device --run uses.
+  // The schedule: --schedule, else what the library chooses for the GPU a run uses, else for --arch.
   const Device device = o.run == "gpu" ? Device::gpu() : o.run == "sim" ? Device::sim() : Device::best();
-  const programs::Schedule schedule =
-      o.schedule.empty() ? anybit::matmul_schedule(f, o.M, o.N, o.K, o.run.empty() ? Device::sim() : device)
-                         : anybit::parse_schedule(o.schedule);
+  const bool on_gpu = (o.run == "gpu" || o.run == "auto") && backend_cuda::driver_status().available;
+  const programs::Schedule schedule = !o.schedule.empty() ? anybit::parse_schedule(o.schedule)
+                                      : on_gpu            ? anybit::matmul_schedule(f, o.M, o.N, o.K, Device::gpu())
+                                                          : programs::choose_schedule(f, o.M, o.N, o.K, {o.arch, 0});
   passes::PipelineOptions options;
   options.emit.divisibility = {{"N", 16}, {"K", 16}};  // what validate() guarantees
   const auto lowered = passes::run_pipeline(programs::quant_matmul(f, schedule), options);
-  fmt::print("kernel {}: schedule {} ({} warps, block tile {} x {}{})\n", lowered.kernel.name, programs::describe(schedule),
-             schedule.warps, 16 * schedule.m_tiles, 16 * schedule.warps,
+  fmt::print("kernel {}: schedule {} ({} warps, block tile {} x {}{}{})\n", lowered.kernel.name, programs::describe(schedule),
+             schedule.warps, (schedule.weights_on_a ? 8 : 16) * schedule.m_tiles, 16 * schedule.warps,
+             schedule.weights_on_a ? ", weights as the mma A operand" : "",
              schedule.split_k > 1 ? fmt::format(", K in {} slices summed in f32 by splitk_reduce", schedule.split_k) : "");
   if (!o.emit.empty()) {
     if (o.emit == "cuda") {

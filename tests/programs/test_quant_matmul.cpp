@@ -126,20 +126,27 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
 
 TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for every choice") {
   const QuantFormat f{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None};
-  const auto small = programs::choose_schedule(f, 1, 4096, 4096, 108);
+  const auto small = programs::choose_schedule(f, 1, 4096, 4096, {"sm_80", 108});
   CHECK(small.m_tiles == 1);
   CHECK(small.weights_on_a);  // M <= 8: 8-row tiles with the weights as the mma A operand
-  CHECK_FALSE(programs::choose_schedule(f, 9, 4096, 4096, 108).weights_on_a);
+  CHECK_FALSE(programs::choose_schedule(f, 9, 4096, 4096, {"sm_80", 108}).weights_on_a);
   CHECK(small.split_k > 1);  // 64 blocks of 64 columns cannot fill 108 SMs
   CHECK(64 * small.split_k >= 108);
-  const auto large = programs::choose_schedule(f, 256, 8192, 8192, 108);
+  const auto large = programs::choose_schedule(f, 256, 8192, 8192, {"sm_80", 108});
   CHECK(large.m_tiles == 2);
   CHECK(large.split_k == 1);  // 128 x 16 blocks already fill the device
-  CHECK(programs::choose_schedule(f, 24, 4096, 4096, 108).m_tiles == 2);
-  CHECK(programs::choose_schedule(f, 1, 16, 256, 108).warps == 1);  // one 16-column tile
+  CHECK(programs::choose_schedule(f, 24, 4096, 4096, {"sm_80", 108}).m_tiles == 2);
+  CHECK(programs::choose_schedule(f, 1, 16, 256, {"sm_80", 108}).warps == 1);  // one 16-column tile
   for (std::int64_t M : {1, 7, 16, 17, 64, 1000})
     for (std::int64_t N : {16, 64, 4096, 28672})
       for (std::int64_t K : {128, 4096, 8192}) CHECK_NOTHROW(programs::validate(programs::choose_schedule(f, M, N, K)));
+  CHECK(programs::choose_schedule(f, 1, 4096, 4096).stages == 3);                      // sm_80
+  CHECK(programs::choose_schedule(f, 1, 4096, 4096, {"sm_90", 0}).stages == 4);         // deeper on Hopper
+  CHECK(programs::choose_schedule(f, 1, 4096, 4096, {"sm_100", 0}).stages == 4);
+  // More multiprocessors, more slices for the same small grid.
+  CHECK(programs::choose_schedule(f, 1, 4096, 8192, {"sm_90", 264}).split_k >=
+        programs::choose_schedule(f, 1, 4096, 8192, {"sm_90", 66}).split_k);
+  CHECK_THROWS_WITH_AS(programs::choose_schedule(f, 1, 64, 256, {"sm_75", 0}), doctest::Contains("unknown architecture 'sm_75'"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{3, 1, 3, 1}), doctest::Contains("warps must be 1, 2, 4 or 8, not 3"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 4, 3, 1}), doctest::Contains("m_tiles must be 1 or 2, not 4"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 1, 1}), doctest::Contains("stages must be 0 (direct loads) or 2..8, not 1"), Error);
