@@ -1,13 +1,14 @@
-// Quantized matrix multiplication, the flagship program (first slice; see README "Quantized matmul").
+// Quantized matrix multiplication, the flagship program (README "Quantized matmul").
 //
 //   C[m, n] = sum_k A[m, k] * W[n, k],   W[n, k] = (decode(q[n, k]) - z[k / g, n]) * s[k / g, n]
 //
 // A is M x K row-major in f16 or bf16, C is M x N in the same type, accumulation in f32 on tensor cores.
-// q holds codes of any 1..8-bit format, pre-transformed by pack_weights so that each thread's fragment
-// codes are contiguous bytes: every warp covers 16 columns of N, each lane loads 8 codes per K step of 16
-// for up to 4 steps at once (4b bytes: one 16-byte load at 4 bits), viewed in place as codes of the mma B
-// operand layout, decoded by the vectorized cast emitters (and shifted by the zero point), multiplied on
-// tensor cores into an f32 partial sum per scale group, which the group's scale then joins to the result.
+// q holds codes of any 1..8-bit format, pre-transformed by pack_weights so that each lane's fragment codes
+// of a 16-column tile are contiguous bytes (c = min(4, g/16) K steps of 16 per load: 4b bytes, one 16-byte
+// load at 4 bits), viewed in place as codes of the mma operand layout, decoded by the vectorized cast
+// emitters (and shifted by the zero point), multiplied on tensor cores into an f32 partial sum per scale
+// group, which the group's scale then joins to the result. Schedule says how blocks and warps cover the
+// problem; choose_schedule picks one.
 #pragma once
 
 #include <cstdint>
