@@ -169,7 +169,7 @@ bool try_parse_dtype(std::string_view s, DataType& out) {
 DataType parse_dtype(std::string_view name) {
   DataType t;
   if (try_parse_dtype(name, t)) return t;
-  throw Error(fmt::format("unknown data type '{}'; valid types: {}", name, dtype_forms()));
+  throw Error(fmt::format("unknown data type '{}'; valid types: {}", printable(name), dtype_forms()));
 }
 
 std::vector<DataType> all_small_floats() {

@@ -8,6 +8,7 @@
 #include <source_location>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -30,6 +31,10 @@ class InternalError : public std::logic_error {
  public:
   explicit InternalError(const std::string& message) : std::logic_error(message) {}
 };
+
+// User text quoted in a message: bytes outside printable ASCII as \xNN (NUL, invalid UTF-8, control
+// characters), cut after `limit` bytes with the total length noted.
+std::string printable(std::string_view text, std::size_t limit = 64);
 
 [[noreturn]] void internal_error(const char* condition, const std::string& message, const char* file, int line);
 

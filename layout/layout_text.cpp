@@ -133,8 +133,10 @@ class LayoutParser {
 
   RegisterLayout term() {
     if (in_.accept('(')) {
+      if (++depth_ > kMaxDepth) in_.fail(fmt::format("at most {} nested parentheses", kMaxDepth));
       RegisterLayout l = expression();
       in_.expect(')');
+      --depth_;
       return l;
     }
     const std::size_t start = in_.position();
@@ -202,7 +204,9 @@ class LayoutParser {
     return RegisterLayout(static_cast<int>(dims.size()), modes, dims, spatial_list, local_list);
   }
 
+  static constexpr int kMaxDepth = 64;  // nested parentheses: a clear error instead of a stack overflow
   TextCursor in_;
+  int depth_ = 0;
 };
 
 }  // namespace
@@ -219,6 +223,11 @@ std::string RegisterLayout::to_string() const {
   return fmt::format("{}", fmt::join(*factors, " * "));
 }
 
-RegisterLayout parse_layout(std::string_view text) { return LayoutParser(text).parse(); }
+RegisterLayout parse_layout(std::string_view text) {
+  constexpr std::size_t kMaxBytes = 64 * 1024;
+  if (text.size() > kMaxBytes)
+    throw Error(fmt::format("layout text of {} bytes is more than the {} KiB a layout may take", text.size(), kMaxBytes / 1024));
+  return LayoutParser(text).parse();
+}
 
 }  // namespace anybit::layout

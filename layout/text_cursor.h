@@ -19,8 +19,9 @@ class TextCursor {
   TextCursor(std::string_view text, std::string_view what) : text_(text), what_(what) {}
 
   [[noreturn]] void fail(const std::string& expected) const {
-    const std::string found = pos_ < text_.size() ? fmt::format("'{}'", text_.substr(pos_, 12)) : "the end";
-    throw Error(fmt::format("{} '{}': at column {}: expected {}, found {}", what_, text_, pos_ + 1, expected, found));
+    const std::string found = pos_ < text_.size() ? fmt::format("'{}'", printable(text_.substr(pos_), 12)) : "the end";
+    throw Error(fmt::format("{} '{}': at column {}: expected {}, found {}", what_, printable(text_, 120), pos_ + 1,
+                            expected, found));
   }
   void skip_space() {
     while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;

@@ -3,11 +3,15 @@
 #   tools/setup.sh          build
 #   tools/setup.sh --test        build, then run the test suite (ctest; GPU tests skip with a reason without a GPU)
 #   tools/setup.sh --test-long   build, then run the long tier (the full quantized-matmul cross product)
+#   tools/setup.sh --deps-only   install what is missing, nothing else (tools/sanitize.sh, tools/fuzz.sh)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${ANYBIT_BUILD_DIR:-$root/build}"
 
 packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev libssl-dev libboost-context-dev)
+# Callers add what their job needs (tools/fuzz.sh: clang and its libFuzzer runtime).
+read -r -a extra <<<"${ANYBIT_EXTRA_PACKAGES:-}"
+packages+=("${extra[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +27,8 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y --no-install-recommends "${missing[@]}" ||
     { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
 fi
+
+if [ "${1:-}" = "--deps-only" ]; then exit 0; fi
 
 # A SASS disassembler for `vmc stats` (optional: everything falls back to PTX counts without it).
 if ! command -v nvdisasm >/dev/null && [ ! -x /usr/local/cuda/bin/nvdisasm ] && ! ls "$root"/.tools/nvidia/*/bin/nvdisasm >/dev/null 2>&1; then
@@ -48,5 +54,5 @@ case "${1:-}" in
   --test) ctest --test-dir "$build" --output-on-failure -j2 -LE long ;;
   --test-long) ctest --test-dir "$build" --output-on-failure -L long ;;
   "") ;;
-  *) echo "anybit setup: unknown option '$1' (use --test or --test-long)" >&2; exit 2 ;;
+  *) echo "anybit setup: unknown option '$1' (use --test, --test-long or --deps-only)" >&2; exit 2 ;;
 esac

@@ -78,10 +78,7 @@ class Parser {
     while (end < text_.size() && end - pos_ < 16 && text_[end] != '\n' && !std::isspace(static_cast<unsigned char>(text_[end])))
       ++end;
     if (end == pos_) end = pos_ + 1;
-    std::string s(text_.substr(pos_, end - pos_));
-    for (char& c : s)
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '?';
-    return "'" + s + "'";
+    return "'" + printable(text_.substr(pos_, end - pos_)) + "'";
   }
   [[noreturn]] void fail_at(Position p, const std::string& expected) const {
     throw error_at(p, fmt::format("expected {}, found {}", expected, found()));
@@ -493,6 +490,12 @@ class Parser {
 
 }  // namespace
 
-Program parse(std::string_view text, std::string_view file) { return Parser(text, file).program(); }
+Program parse(std::string_view text, std::string_view file) {
+  // Far beyond any real program; keeps a stray binary or generated file from taking minutes to reject.
+  constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
+  if (text.size() > kMaxBytes)
+    throw Error(fmt::format("{}: {} bytes is more than the {} MiB a .vm file may hold", file, text.size(), kMaxBytes >> 20));
+  return Parser(text, file).program();
+}
 
 }  // namespace anybit::vm
