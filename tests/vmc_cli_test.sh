@@ -23,6 +23,7 @@ expect_error() {
   if grep -qE -- "$pattern" <<<"$out"; then pass "$name"; else fail "$name"; echo "$out" | head -20; fi
 }
 
+expect_ok "version" '^vmc \(anybit [0-9]+\.[0-9]+\.[0-9]+\), NVRTC [0-9]+\.[0-9]+$' -- "$vmc" --version
 expect_ok "types table" '^f6e3m2 +6 +-28 +28' -- "$vmc" types
 expect_ok "types lists fp4 values" '^f4e2m1 .*\{-6, -4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 4, 6\}' -- "$vmc" types
 out=$("$vmc" types --decode f4e2m1)

@@ -621,6 +621,9 @@ int cmd_demo(std::uint64_t seed) {
 
 int main(int argc, char** argv) {
   CLI::App app{"vmc: the anybit VM compiler and tools"};
+  app.set_version_flag("--version", [] {
+    return fmt::format("vmc (anybit {}), NVRTC {}", ANYBIT_VERSION, backend_cuda::nvrtc_version());
+  });
   app.require_subcommand(1);
 
   std::string decode;
