@@ -195,18 +195,21 @@ TEST_CASE("reductions inside and across warps compile for integers and floats") 
 #include "programs/quant_matmul.h"
 
 TEST_CASE("quantized matmul kernels of every format compile for sm_80 and sm_90 with zero spills") {
+  // Both the 16-row schedule and the small-M one (weights on the A side, split-K) for each format.
   for (isa::DataType t : isa::all_dtypes()) {
     if (t.bits() > 8 || t.is_bool()) continue;
-    for (const char* arch : {"sm_80", "sm_90"}) {
-    CAPTURE(t.name());
-    CAPTURE(arch);
-    const programs::QuantFormat f{t, isa::DataType::f16(), 128, programs::ZeroMode::None};
-    const auto c = backend_cuda::compile(lowered(programs::quant_matmul(f), {{"K", 128}, {"N", 64}}), {arch});
-    CHECK(c.stats.spill_store_bytes == 0);
-    CHECK(c.stats.spill_load_bytes == 0);
-    CHECK(c.stats.stack_bytes == 0);
-    CHECK(backend_cuda::ptx_opcode_counts(c.ptx)["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"] > 0);
-    }
+    for (const char* arch : {"sm_80", "sm_90"})
+      for (const programs::Schedule& s : {programs::Schedule{}, programs::Schedule{4, 1, 3, 4, true}}) {
+        CAPTURE(t.name());
+        CAPTURE(std::string(arch));
+        CAPTURE(programs::describe(s));
+        const programs::QuantFormat f{t, isa::DataType::f16(), 128, programs::ZeroMode::None};
+        const auto c = backend_cuda::compile(lowered(programs::quant_matmul(f, s), {{"K", 128}, {"N", 64}}), {arch});
+        CHECK(c.stats.spill_store_bytes == 0);
+        CHECK(c.stats.spill_load_bytes == 0);
+        CHECK(c.stats.stack_bytes == 0);
+        CHECK(backend_cuda::ptx_opcode_counts(c.ptx)["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"] > 0);
+      }
   }
 }
 
