@@ -22,7 +22,6 @@ using namespace layout;
 // warps side by side along n, two n8 fragments per warp.
 // K steps of 16 whose codes one lane loads at once: up to 4 (8 * 4 codes, 4b bytes: 16 for int4), never
 // more than a scale group.
-int chunk_steps(const QuantFormat& f) { return std::min(4, f.group / 16); }
 
 // Layout of a warp group's (16 * steps) x (16 * warps) weight tile (k x n) in the mma B operand
 // arrangement: warps side by side along n, two n8 fragments per warp, K steps in local slots.
@@ -92,6 +91,8 @@ Quantized quantize(const QuantFormat& f, const std::vector<float>& w, std::int64
     }
   return q;
 }
+
+int chunk_steps(const QuantFormat& f) { return std::min(4, f.group / 16); }
 
 std::string describe(const Schedule& s) {
   return fmt::format("w{} m{} s{} k{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "");

@@ -49,6 +49,9 @@ struct Schedule {
   bool operator==(const Schedule&) const = default;
 };
 
+// K steps of 16 a lane's weight load covers: min(4, g / 16). A warp consumes 16 x 16c weights per chunk.
+int chunk_steps(const QuantFormat& f);
+
 // "w4 m1 s3 k1" style (" wa" appended for weights_on_a), as printed by vmc and used in kernel names.
 std::string describe(const Schedule& s);
 // anybit::Error naming the field when a schedule is out of range.

@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${ANYBIT_BUILD_DIR:-$root/build}"
 
-packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev libssl-dev libboost-context-dev)
+packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev libssl-dev libboost-context-dev libpng-dev)
 # Callers add what their job needs (tools/fuzz.sh: clang and its libFuzzer runtime).
 read -r -a extra <<<"${ANYBIT_EXTRA_PACKAGES:-}"
 packages+=("${extra[@]}")

@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <charconv>
 #include <functional>
 #include <cmath>
@@ -23,6 +25,7 @@
 #include "isa/dtype.h"
 #include "isa/error.h"
 #include "layout/register_layout.h"
+#include "programs/bench.h"
 #include "programs/examples.h"
 #include "programs/matmul_api.h"
 #include "programs/quant_matmul.h"
@@ -527,6 +530,66 @@ int cmd_matmul(const MatmulCommand& o) {
   return ok ? 0 : 1;
 }
 
+std::vector<std::int64_t> integer_list(const std::string& text, const char* what) {
+  std::vector<std::int64_t> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    std::int64_t v = 0;
+    const auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || p != item.data() + item.size() || v < 1)
+      throw Error(fmt::format("{}: '{}' is not a positive integer", what, printable(item)));
+    out.push_back(v);
+    start = end + 1;
+  }
+  return out;
+}
+
+int cmd_bench(const std::string& formats, const std::string& Ms, const std::string& NKs, const std::string& arch,
+              const std::string& atype, int group, bool gpu, bool strict, const std::string& out, bool force) {
+  bench::Options o;
+  o.formats = bench::parse_formats(formats, isa::parse_dtype(atype), group);
+  o.Ms = integer_list(Ms, "--M");
+  o.NKs.clear();
+  std::size_t start = 0;
+  while (start <= NKs.size()) {
+    const auto end = std::min(NKs.find(',', start), NKs.size());
+    const std::string item = NKs.substr(start, end - start);
+    const auto x = item.find('x');
+    if (x == std::string::npos) throw Error(fmt::format("--NK: '{}' is not of the form NxK", printable(item)));
+    const auto n = integer_list(item.substr(0, x), "--NK"), k = integer_list(item.substr(x + 1), "--NK");
+    o.NKs.emplace_back(n.at(0), k.at(0));
+    start = end + 1;
+  }
+  o.arch = arch;
+  programs::default_multiprocessors(arch);  // an unknown architecture fails before any work
+  if (gpu && !backend_cuda::driver_status().available) throw Error("--gpu: " + backend_cuda::driver_status().message);
+  o.gpu = gpu;
+  const std::filesystem::path dir(out);
+  for (const char* name : {"report.md", "report.json", "speedup.png"})
+    if (!force && std::filesystem::exists(dir / name))
+      throw Error(fmt::format("'{}' exists; use --force to replace it, or another --out", (dir / name).string()));
+  const bool terminal = ::isatty(2);
+  o.progress = [&](std::size_t done, std::size_t total, const std::string& what) {
+    if (!terminal) return;
+    const int width = 30, filled = total ? static_cast<int>(width * done / total) : width;
+    fmt::print(stderr, "\r[{}{}] {}/{} {:<40}", std::string(filled, '#'), std::string(width - filled, '.'), done, total, what);
+    if (done == total && what == "done") fmt::print(stderr, "\n");
+  };
+  if (!backend_cuda::find_disassembler())
+    fmt::print("note: no nvdisasm (tools/setup.sh installs one from PyPI): main-loop figures are not available, copies are counted in PTX\n");
+  const auto report = bench::run(o);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "report.md") << bench::markdown(report);
+  std::ofstream(dir / "report.json") << bench::json(report);
+  bench::write_plot(report, (dir / "speedup.png").string());
+  for (const auto& b : report.budgets) fmt::print("{} {}: {}\n", b.pass ? "PASS" : "FAIL", b.name, b.detail);
+  fmt::print("wrote {}/report.md, report.json, speedup.png ({} rows; times are modeled{})\n", out, report.rows.size(),
+             gpu ? " and measured" : "");
+  return strict && !report.passed() ? 1 : 0;
+}
+
 // Largest |C - host product| of the tiled matmul example's buffers.
 double tiled_matmul_error(vm::HostBuffers& b, int M, int N, int K) {
   const DataType f16 = DataType::f16(), f32 = DataType::f32();
@@ -712,6 +775,24 @@ int main(int argc, char** argv) {
   matmul->add_option("--schedule", mm.schedule, "override the chosen schedule, e.g. 'w4 m1 s3 k2' (warps, M tiles, stages, split-K)");
   matmul->add_flag("--tune", mm.tune, "GPU only: time the candidate schedules and store the fastest for this problem");
 
+  struct BenchCommand {
+    std::string formats = "all", Ms = "1,16,64,128", NKs = "4096x4096,8192x8192,8192x28672", arch = "sm_80", out = "bench",
+                atype = "f16";
+    int group = 128;
+    bool gpu = false, strict = false, force = false;
+  } bc;
+  auto* bench_cmd = app.add_subcommand("bench", "performance report: SASS main loop, traffic, roofline model (and GPU timing)");
+  bench_cmd->add_option("--formats", bc.formats, "all, or a comma-separated list of weight formats");
+  bench_cmd->add_option("--M", bc.Ms, "comma-separated batch sizes");
+  bench_cmd->add_option("--NK", bc.NKs, "comma-separated NxK shapes");
+  bench_cmd->add_option("--arch", bc.arch, "architecture the kernels are compiled and analysed for");
+  bench_cmd->add_option("--atype", bc.atype, "activations: f16 or bf16");
+  bench_cmd->add_option("--group", bc.group, "group size");
+  bench_cmd->add_flag("--gpu", bc.gpu, "also time the kernels on the GPU (CUDA events)");
+  bench_cmd->add_flag("--strict", bc.strict, "exit non-zero when a budget fails");
+  bench_cmd->add_option("--out", bc.out, "directory for report.md, report.json and speedup.png");
+  bench_cmd->add_flag("--force", bc.force, "replace an existing report in --out");
+
   auto* demo = app.add_subcommand("demo", "run the example programs on the interpreter against host references");
   demo->add_option("--seed", seed, "input seed");
 
@@ -734,6 +815,10 @@ int main(int argc, char** argv) {
       return cmd_matmul(mm);
     }
     if (*stats) return cmd_stats(file, arch, json, assume);
+    if (*bench_cmd) {
+      g_use_cache = true;
+      return cmd_bench(bc.formats, bc.Ms, bc.NKs, bc.arch, bc.atype, bc.group, bc.gpu, bc.strict, bc.out, bc.force);
+    }
   } catch (const anybit::Error& e) {
     fmt::print(stderr, "vmc: error: {}\n", e.what());
     return 1;

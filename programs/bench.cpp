@@ -1,0 +1,452 @@
+#include "programs/bench.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <cmath>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <png.h>
+
+#include "backend_cuda/cache.h"
+#include "backend_cuda/driver.h"
+#include "backend_cuda/ptx_stats.h"
+#include "backend_cuda/sass.h"
+#include "backend_cuda/sass_analysis.h"
+#include "backend_cuda/simulator.h"
+#include "isa/bitpack.h"
+#include "isa/error.h"
+#include "passes/pipeline.h"
+#include "programs/matmul_api.h"
+
+namespace anybit::bench {
+
+using programs::QuantFormat;
+using programs::Schedule;
+
+const std::vector<GpuSpec>& gpu_specs() {
+  static const std::vector<GpuSpec> specs = {
+      {"A100-80GB", 2.039e12, 312e12, 108, 1.41e9, "NVIDIA A100 datasheet: 2,039 GB/s HBM2e, 312 TFLOPS dense FP16 tensor, 1410 MHz boost"},
+      {"H100 SXM", 3.35e12, 989e12 / 2, 132, 1.98e9,
+       "NVIDIA H100 datasheet: 3.35 TB/s HBM3, 989 TFLOPS dense FP16 tensor (wgmma; mma.sync modeled at half), 1980 MHz boost"},
+      {"H200", 4.8e12, 989e12 / 2, 132, 1.98e9,
+       "NVIDIA H200 datasheet: 4.8 TB/s HBM3e, 989 TFLOPS dense FP16 tensor (mma.sync modeled at half), 1980 MHz boost"},
+  };
+  return specs;
+}
+
+namespace {
+
+std::string format_name(const QuantFormat& f) {
+  return fmt::format("{} {} g{}{}", f.weights.name(), f.activations.name(), f.group,
+                     f.zeros == programs::ZeroMode::None ? "" : f.zeros == programs::ZeroMode::Integer ? " zint" : " zfloat");
+}
+
+int rows_of(const Schedule& s) { return (s.weights_on_a ? 8 : 16) * s.m_tiles; }
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+struct Compiled {
+  backend_cuda::EmittedKernel kernel;
+  vm::Program program;
+  backend_cuda::CompiledKernel binary;
+};
+
+Compiled compile(const vm::Program& program, const std::string& arch) {
+  passes::PipelineOptions options;
+  options.emit.divisibility = {{"N", 16}, {"K", 16}};
+  auto lowered = passes::run_pipeline(program, options);
+  backend_cuda::KernelCache cache(backend_cuda::KernelCache::default_directory());
+  auto binary = cache.get_or_compile(lowered.kernel, {arch});
+  return {lowered.kernel, lowered.program, std::move(binary)};
+}
+
+// 32-byte sectors the main kernel (split_k = 1) requests for one block at (M, 16 * warps, K), from the
+// simulator, in bytes.
+double simulated_block_bytes(const QuantFormat& f, const Schedule& s, std::int64_t M, std::int64_t K) {
+  const std::int64_t N = 16 * s.warps;
+  Schedule one = s;
+  one.split_k = 1;
+  static std::map<std::string, std::unique_ptr<backend_cuda::SimKernel>> kernels;
+  const auto program = programs::quant_matmul(f, one);
+  auto& sim = kernels[program.name];
+  if (!sim) {
+    const auto lowered = passes::run_pipeline(program);
+    sim = std::make_unique<backend_cuda::SimKernel>(backend_cuda::SimKernel::build(lowered.program, lowered.kernel));
+  }
+  const std::int64_t groups = K / f.group;
+  const int abits = f.activations.bits();
+  std::map<std::string, std::vector<std::uint8_t>> buffers;
+  buffers["A"].assign(isa::packed_bytes(static_cast<std::size_t>(M * K), abits), 0);
+  buffers["Wp"].assign(programs::packed_size(f, N, K), 0);
+  buffers["S"].assign(isa::packed_bytes(static_cast<std::size_t>(groups * N), abits), 0);
+  if (f.zeros != programs::ZeroMode::None)
+    buffers["Z"].assign(isa::packed_bytes(static_cast<std::size_t>(groups * N),
+                                          f.zeros == programs::ZeroMode::Integer ? f.weights.bits() : abits), 0);
+  if (f.bias) buffers["B"].assign(isa::packed_bytes(static_cast<std::size_t>(N), abits), 0);
+  buffers["C"].assign(isa::packed_bytes(static_cast<std::size_t>(M * N), abits), 0);
+  vm::Arguments args;
+  for (auto& [name, bytes] : buffers) args.buffers[name] = std::span<std::uint8_t>(bytes);
+  args.scalars = {{"M", M}, {"N", N}, {"K", K}};
+  return 32.0 * static_cast<double>(sim->launch(args).global_sectors);
+}
+
+}  // namespace
+
+double minimum_bytes(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, const Schedule& s) {
+  const double groups = static_cast<double>(K / f.group), a = f.activations.bits() / 8.0;
+  double bytes = static_cast<double>(N) * K * f.weights.bits() / 8 + groups * N * a + static_cast<double>(M) * K * a +
+                 static_cast<double>(M) * N * a;
+  if (f.zeros == programs::ZeroMode::Integer) bytes += groups * N * f.weights.bits() / 8;
+  if (f.zeros == programs::ZeroMode::Float) bytes += groups * N * a;
+  if (f.bias) bytes += N * a;
+  if (s.split_k > 1) bytes += 2.0 * s.split_k * M * N * 4;  // partials written and read back
+  return bytes;
+}
+
+Model model(const GpuSpec& gpu, const Traffic& t, double mma_flops_needed, double issue_instructions) {
+  Model m;
+  m.memory_s = t.kernel / gpu.bandwidth;
+  m.mma_s = mma_flops_needed / gpu.mma_flops;
+  m.issue_s = issue_instructions / (gpu.multiprocessors * 4.0 * gpu.clock);  // 4 schedulers, 1 warp instruction/clock
+  m.time_s = std::max({m.memory_s, m.mma_s, m.issue_s});
+  m.roofline_s = t.minimum / gpu.bandwidth;
+  return m;
+}
+
+std::vector<QuantFormat> parse_formats(const std::string& list, isa::DataType activations, int group) {
+  std::vector<QuantFormat> out;
+  if (list == "all") {
+    for (auto t : isa::all_dtypes())
+      if (t.bits() <= 8 && !t.is_bool()) out.push_back({t, activations, group, programs::ZeroMode::None});
+    return out;
+  }
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const auto end = std::min(list.find(',', start), list.size());
+    const auto t = isa::parse_dtype(list.substr(start, end - start));
+    out.push_back({t, activations, group, programs::ZeroMode::None});
+    programs::validate(out.back(), 1, 16, std::max(group, 16));
+    start = end + 1;
+  }
+  return out;
+}
+
+Report run(const Options& o) {
+  if (o.formats.empty()) throw Error("bench: no formats given");
+  Report report;
+  const bool have_sass = backend_cuda::find_disassembler().has_value();
+  const std::size_t total = o.formats.size() * o.Ms.size() * o.NKs.size();
+  std::size_t done = 0;
+  for (const auto& [N, K] : o.NKs)
+    for (const auto& f : o.formats)
+      for (const auto M : o.Ms) {
+        programs::validate(f, M, N, K);
+        if (o.progress) o.progress(done, total, fmt::format("{} M={} {}x{}", format_name(f), M, N, K));
+        Row r;
+        r.format = format_name(f);
+        r.M = M, r.N = N, r.K = K, r.arch = o.arch;
+        r.schedule = programs::choose_schedule(f, M, N, K, {o.arch, 0});
+        const Schedule& s = r.schedule;
+        const auto c = compile(programs::quant_matmul(f, s), o.arch);
+        r.registers = c.binary.stats.registers;
+        r.spill_bytes = c.binary.stats.spill_store_bytes + c.binary.stats.spill_load_bytes;
+        r.shared_bytes = static_cast<int>(c.kernel.shared_bytes);
+        for (const auto& sm : {backend_cuda::a100_limits(), backend_cuda::h100_limits()}) {
+          const auto occ = backend_cuda::occupancy(sm, c.kernel.threads, std::max(r.registers, 1), c.kernel.shared_bytes);
+          r.occupancy[sm.name] = {occ.blocks, occ.warps};
+        }
+        const std::int64_t chunk = programs::chunk_steps(f), chunks = K / (16 * chunk), rows = rows_of(s);
+        double issue = 0;
+        if (have_sass) {
+          const auto text = backend_cuda::disassemble(c.binary.cubin, *backend_cuda::find_disassembler());
+          const auto program = backend_cuda::parse_sass(text);
+          const auto all = backend_cuda::opcode_counts(program, [&] {
+            std::vector<std::size_t> b(program.blocks.size());
+            for (std::size_t i = 0; i < b.size(); ++i) b[i] = i;
+            return b;
+          }());
+          for (const auto& [op, n] : all)
+            if (op.starts_with("LDGSTS")) (op.find(".128") != std::string::npos ? r.copies_16 : r.copies_narrow) += n;
+          if (const auto loop = backend_cuda::main_loop(program)) {
+            r.sass = true;
+            r.loop_every = backend_cuda::total(loop->every);
+            r.loop_sometimes = backend_cuda::total(loop->sometimes);
+            for (const char* p : {"HMMA", "LDSM", "LDS.", "BAR", "LDGSTS", "LDG.", "STL", "LDL"})
+              r.loop_counts[p] = backend_cuda::count_prefix(loop->every, p) + backend_cuda::count_prefix(loop->sometimes, p);
+            // A warp multiplies 16 columns x 16c rows of weights per iteration.
+            r.slots_per_1024 = r.loop_every * 1024.0 / (256.0 * static_cast<double>(chunk));
+            issue = static_cast<double>(r.loop_every) * static_cast<double>(N / 16) * static_cast<double>(ceil_div(M, rows)) *
+                    static_cast<double>(chunks);
+          }
+        } else {
+          const auto ptx = backend_cuda::ptx_opcode_counts(c.binary.ptx);
+          for (const auto& [op, n] : ptx)
+            if (op.starts_with("cp.async.cg")) r.copies_16 += n;
+            else if (op.starts_with("cp.async.ca")) r.copies_narrow += n;
+        }
+        // Traffic: one block's sectors at two K, extrapolated over blocks and chunks; the split-K partials
+        // (written as f32 instead of C, then read and reduced) added analytically.
+        const std::int64_t Ms = std::min<std::int64_t>(M, rows), K1 = 2 * f.group * std::max<std::int64_t>(1, 64 / f.group),
+                           K2 = 2 * K1;
+        const double b1 = simulated_block_bytes(f, s, Ms, K1), b2 = simulated_block_bytes(f, s, Ms, K2);
+        const double c1 = static_cast<double>(K1 / (16 * chunk)), c2 = static_cast<double>(K2 / (16 * chunk));
+        const double per_chunk = (b2 - b1) / (c2 - c1), fixed = b1 - per_chunk * c1;
+        const double blocks = static_cast<double>(ceil_div(N, 16 * s.warps) * ceil_div(M, rows));
+        const double a = f.activations.bits() / 8.0;
+        r.traffic.minimum = minimum_bytes(f, M, N, K, s);
+        r.traffic.kernel = blocks * (s.split_k * fixed + per_chunk * static_cast<double>(chunks));
+        if (s.split_k > 1) r.traffic.kernel += static_cast<double>(M) * N * (s.split_k * 4.0 * 2 - a + a);
+        const double flops = 2.0 * static_cast<double>(ceil_div(M, rows) * rows) * N * K;
+        for (const auto& gpu : gpu_specs()) {
+          Model m = model(gpu, r.traffic, flops, issue);
+          m.fp16_s = (static_cast<double>(N) * K * 2 + M * K * 2.0 + M * N * 2.0) / gpu.bandwidth;
+          r.models[gpu.name] = m;
+        }
+        report.rows.push_back(std::move(r));
+        ++done;
+      }
+  if (o.progress) o.progress(done, total, "budgets");
+  // Budget 1: zero spills and 16-byte weight copies for every format on sm_80 and sm_90 (each schedule used).
+  {
+    std::vector<std::string> bad;
+    std::set<std::string> seen;
+    for (const auto& f : o.formats)
+      for (const auto& r : report.rows) {
+        if (r.format != format_name(f)) continue;
+        for (const char* arch : {"sm_80", "sm_90"}) {
+          const auto key = fmt::format("{} {} {}", r.format, programs::describe(r.schedule), arch);
+          if (!seen.insert(key).second) continue;
+          const auto c = compile(programs::quant_matmul(f, r.schedule), arch);
+          const int spills = c.binary.stats.spill_store_bytes + c.binary.stats.spill_load_bytes;
+          int narrow = 0;
+          for (const auto& [op, n] : backend_cuda::ptx_opcode_counts(c.binary.ptx))
+            if (op.starts_with("cp.async.ca")) narrow += n;
+          if (spills || narrow) bad.push_back(fmt::format("{} ({} spilled bytes, {} narrow copies)", key, spills, narrow));
+        }
+      }
+    report.budgets.push_back({"zero spills and 16-byte weight copies, every format, sm_80 and sm_90", bad.empty(),
+                              bad.empty() ? fmt::format("{} kernels checked", seen.size()) : fmt::format("{}", fmt::join(bad, "; "))});
+  }
+  // Budget 2: main-loop issue slots per 1024 weights at M <= 16: 4 bits at most 90 on sm_80, other widths
+  // at most twice the 4-bit count.
+  {
+    double int4 = -1;
+    for (const auto& r : report.rows)
+      if (r.M <= 16 && r.sass && r.format.starts_with("int4 ") && r.arch == "sm_80") int4 = std::max(int4, r.slots_per_1024);
+    if (int4 < 0) {
+      report.budgets.push_back({"main loop <= 90 issue slots per 1024 weights (int4, M <= 16, sm_80)", false,
+                                have_sass ? "no int4 row with M <= 16 on sm_80 in this run" : "no SASS (nvdisasm not installed)"});
+    } else {
+      report.budgets.push_back({"main loop <= 90 issue slots per 1024 weights (int4, M <= 16, sm_80)", int4 <= 90,
+                                fmt::format("{:.1f} slots per 1024 weights", int4)});
+      std::vector<std::string> over;
+      for (const auto& r : report.rows)
+        if (r.M <= 16 && r.sass && r.slots_per_1024 > 2 * int4) over.push_back(fmt::format("{} M={} {:.1f}", r.format, r.M, r.slots_per_1024));
+      report.budgets.push_back({"other widths at most twice the 4-bit slots (M <= 16)", over.empty(),
+                                over.empty() ? fmt::format("limit {:.1f}", 2 * int4) : fmt::format("{}", fmt::join(over, "; "))});
+    }
+  }
+  // Budget 3: modeled time within 1.15x of the HBM roofline at M <= 16 on H100, every format.
+  {
+    std::vector<std::string> over;
+    double worst = 0;
+    for (const auto& r : report.rows) {
+      if (r.M > 16) continue;
+      const auto& m = r.models.at("H100 SXM");
+      const double ratio = m.time_s / m.roofline_s;
+      worst = std::max(worst, ratio);
+      if (ratio > 1.15) over.push_back(fmt::format("{} M={} {}x{}: {:.2f}x", r.format, r.M, r.N, r.K, ratio));
+    }
+    report.budgets.push_back({"modeled time <= 1.15x the HBM roofline (M <= 16, H100)", over.empty(),
+                              over.empty() ? fmt::format("worst {:.2f}x", worst) : fmt::format("{}", fmt::join(over, "; "))});
+  }
+  if (o.progress) o.progress(total, total, "done");
+  return report;
+}
+
+bool Report::passed() const {
+  return std::all_of(budgets.begin(), budgets.end(), [](const Budget& b) { return b.pass; });
+}
+
+std::string markdown(const Report& r) {
+  std::string out = "# anybit benchmark report\n\n";
+  out += "Times and speedups are **modeled** (max of memory, mma and issue time) unless a column says measured; "
+         "traffic is 32-byte sectors requested, from the simulator, extrapolated by the schedule.\n\n";
+  out += "| format | M | N | K | schedule | regs | spill | smem | occ A100 | occ H100 | loop instr | slots/1024 w | HMMA | LDSM | "
+         "min MB | kernel MB | min/kernel | ";
+  for (const auto& g : gpu_specs()) out += fmt::format("{} modeled µs | {} roofline µs | ", g.name, g.name);
+  out += "speedup vs fp16 (H100, modeled) | measured ms |\n|";
+  for (int i = 0; i < 17 + 2 * static_cast<int>(gpu_specs().size()) + 2; ++i) out += "---|";
+  out += "\n";
+  for (const auto& row : r.rows) {
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {}/{} | {} | {} | {} | {} | {:.2f} | {:.2f} | {:.3f} | ",
+                       row.format, row.M, row.N, row.K, programs::describe(row.schedule), row.registers, row.spill_bytes,
+                       row.shared_bytes, row.occupancy.at("A100").first, row.occupancy.at("A100").second,
+                       row.occupancy.at("H100").first, row.occupancy.at("H100").second,
+                       row.sass ? fmt::format("{} (+{})", row.loop_every, row.loop_sometimes) : "n/a",
+                       row.sass ? fmt::format("{:.1f}", row.slots_per_1024) : "n/a", row.sass ? std::to_string(row.loop_counts.at("HMMA")) : "n/a",
+                       row.sass ? std::to_string(row.loop_counts.at("LDSM")) : "n/a", row.traffic.minimum / 1e6,
+                       row.traffic.kernel / 1e6, row.traffic.minimum / row.traffic.kernel);
+    for (const auto& g : gpu_specs())
+      out += fmt::format("{:.2f} | {:.2f} | ", row.models.at(g.name).time_s * 1e6, row.models.at(g.name).roofline_s * 1e6);
+    const auto& h = row.models.at("H100 SXM");
+    out += fmt::format("{:.2f} | {} |\n", h.fp16_s / h.time_s, row.measured_ms >= 0 ? fmt::format("{:.4f}", row.measured_ms) : "-");
+  }
+  out += "\nloop instr: warp instructions every main-loop iteration issues (+ those in blocks only some iterations take); "
+         "slots/1024 w: loop instr x 1024 / weights a warp consumes per iteration. occ: blocks/warps per SM.\n\n## Budgets\n\n";
+  for (const auto& b : r.budgets) out += fmt::format("- **{}** {}: {}\n", b.pass ? "PASS" : "FAIL", b.name, b.detail);
+  out += "\n## GPU figures used by the model\n\n";
+  for (const auto& g : gpu_specs()) out += fmt::format("- {}: {}\n", g.name, g.source);
+  return out;
+}
+
+std::string json(const Report& r) {
+  std::vector<std::string> rows;
+  for (const auto& row : r.rows) {
+    std::vector<std::string> models;
+    for (const auto& [name, m] : row.models)
+      models.push_back(fmt::format("\"{}\": {{\"modeled_s\": {:.6g}, \"memory_s\": {:.6g}, \"mma_s\": {:.6g}, \"issue_s\": {:.6g}, "
+                                   "\"roofline_s\": {:.6g}, \"fp16_roofline_s\": {:.6g}}}",
+                                   name, m.time_s, m.memory_s, m.mma_s, m.issue_s, m.roofline_s, m.fp16_s));
+    std::vector<std::string> counts;
+    for (const auto& [op, n] : row.loop_counts) counts.push_back(fmt::format("\"{}\": {}", op, n));
+    rows.push_back(fmt::format(
+        "{{\"format\": \"{}\", \"M\": {}, \"N\": {}, \"K\": {}, \"schedule\": \"{}\", \"arch\": \"{}\", \"registers\": {}, "
+        "\"spill_bytes\": {}, \"shared_bytes\": {}, \"occupancy\": {{\"A100\": [{}, {}], \"H100\": [{}, {}]}}, \"sass\": {}, "
+        "\"loop_every\": {}, \"loop_sometimes\": {}, \"loop_counts\": {{{}}}, \"slots_per_1024_weights\": {:.3f}, "
+        "\"copies_16_bytes\": {}, \"copies_narrow\": {}, \"minimum_bytes\": {:.0f}, \"kernel_bytes\": {:.0f}, \"modeled\": {{{}}}, "
+        "\"measured_ms\": {}}}",
+        row.format, row.M, row.N, row.K, programs::describe(row.schedule), row.arch, row.registers, row.spill_bytes,
+        row.shared_bytes, row.occupancy.at("A100").first, row.occupancy.at("A100").second, row.occupancy.at("H100").first,
+        row.occupancy.at("H100").second, row.sass ? "true" : "false", row.loop_every, row.loop_sometimes,
+        fmt::join(counts, ", "), row.slots_per_1024, row.copies_16, row.copies_narrow, row.traffic.minimum, row.traffic.kernel,
+        fmt::join(models, ", "), row.measured_ms >= 0 ? fmt::format("{:.6g}", row.measured_ms) : "null"));
+  }
+  std::vector<std::string> budgets;
+  for (const auto& b : r.budgets) {
+    std::string detail;
+    for (char c : b.detail) detail += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+    budgets.push_back(fmt::format("{{\"name\": \"{}\", \"pass\": {}, \"detail\": \"{}\"}}", b.name, b.pass ? "true" : "false", detail));
+  }
+  return fmt::format("{{\"rows\": [{}], \"budgets\": [{}], \"passed\": {}}}\n", fmt::join(rows, ",\n  "), fmt::join(budgets, ",\n  "),
+                     r.passed() ? "true" : "false");
+}
+
+namespace {
+
+// A small raster canvas with a 3x5 pixel font, enough for axis ticks and a legend.
+struct Canvas {
+  int w, h;
+  std::vector<std::uint8_t> rgb;
+  Canvas(int width, int height) : w(width), h(height), rgb(static_cast<std::size_t>(width * height * 3), 255) {}
+  void dot(int x, int y, std::array<std::uint8_t, 3> c) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return;
+    std::copy(c.begin(), c.end(), rgb.begin() + (static_cast<std::ptrdiff_t>(y) * w + x) * 3);
+  }
+  void line(double x0, double y0, double x1, double y1, std::array<std::uint8_t, 3> c, int thick = 1) {
+    const int steps = static_cast<int>(std::max(std::fabs(x1 - x0), std::fabs(y1 - y0))) + 1;
+    for (int i = 0; i <= steps; ++i) {
+      const double t = static_cast<double>(i) / steps;
+      for (int dx = 0; dx < thick; ++dx)
+        for (int dy = 0; dy < thick; ++dy)
+          dot(static_cast<int>(std::lround(x0 + (x1 - x0) * t)) + dx, static_cast<int>(std::lround(y0 + (y1 - y0) * t)) + dy, c);
+    }
+  }
+  void text(int x, int y, const std::string& s, int scale = 2) {
+    static const std::map<char, std::array<std::uint8_t, 5>> glyphs = {
+        {'0', {7, 5, 5, 5, 7}}, {'1', {2, 6, 2, 2, 7}}, {'2', {7, 1, 7, 4, 7}}, {'3', {7, 1, 7, 1, 7}},
+        {'4', {5, 5, 7, 1, 1}}, {'5', {7, 4, 7, 1, 7}}, {'6', {7, 4, 7, 5, 7}}, {'7', {7, 1, 1, 1, 1}},
+        {'8', {7, 5, 7, 5, 7}}, {'9', {7, 5, 7, 1, 7}}, {'.', {0, 0, 0, 0, 2}}, {'=', {0, 7, 0, 7, 0}},
+        {'M', {5, 7, 7, 5, 5}}, {'b', {4, 4, 7, 5, 7}}, {'i', {2, 0, 2, 2, 2}}, {'t', {2, 7, 2, 2, 3}},
+        {'s', {3, 4, 2, 1, 6}}, {'p', {7, 5, 7, 4, 4}}, {'e', {7, 5, 7, 4, 7}}, {'d', {1, 1, 7, 5, 7}},
+        {'u', {0, 5, 5, 5, 7}}, {'x', {0, 5, 2, 5, 0}}, {'v', {0, 5, 5, 5, 2}}, {'f', {3, 4, 6, 4, 4}},
+        {'o', {0, 7, 5, 5, 7}}, {'r', {0, 7, 4, 4, 4}}, {'m', {0, 7, 7, 5, 5}}, {'l', {2, 2, 2, 2, 3}},
+        {'a', {0, 7, 1, 7, 7}}, {'h', {4, 4, 7, 5, 5}}, {'H', {5, 5, 7, 5, 5}}, {'(', {1, 2, 2, 2, 1}},
+        {')', {4, 2, 2, 2, 4}}, {'/', {1, 1, 2, 4, 4}}, {'-', {0, 0, 7, 0, 0}}, {',', {0, 0, 0, 2, 4}},
+        {'w', {0, 5, 5, 7, 7}}, {'g', {7, 5, 7, 1, 7}}, {'c', {0, 7, 4, 4, 7}}, {'n', {0, 7, 5, 5, 5}}, {'k', {4, 5, 6, 5, 5}},
+        {'S', {7, 4, 7, 1, 7}}, {'D', {6, 5, 5, 5, 6}}};
+    for (char ch : s) {
+      auto it = glyphs.find(ch);
+      if (it != glyphs.end())
+        for (int r = 0; r < 5; ++r)
+          for (int col = 0; col < 3; ++col)
+            if (it->second[r] >> (2 - col) & 1)
+              for (int a = 0; a < scale; ++a)
+                for (int b = 0; b < scale; ++b) dot(x + col * scale + a, y + r * scale + b, {0, 0, 0});
+      x += 4 * scale;
+    }
+  }
+};
+
+}  // namespace
+
+void write_plot(const Report& r, const std::string& path) {
+  // Speedup over fp16 against bits per weight, one line per M (the best format of each width).
+  std::map<std::int64_t, std::map<int, double>> lines;
+  double top = 1;
+  for (const auto& row : r.rows) {
+    const auto& h = row.models.at("H100 SXM");
+    const double fp16 = row.measured_ms >= 0 && row.cublas_ms > 0 ? row.cublas_ms : h.fp16_s;
+    const double t = row.measured_ms >= 0 && row.cublas_ms > 0 ? row.measured_ms : h.time_s;
+    const int bits = isa::parse_dtype(row.format.substr(0, row.format.find(' '))).bits();
+    auto& v = lines[row.M][bits];
+    v = std::max(v, fp16 / t);
+    top = std::max(top, v);
+  }
+  top = std::ceil(top);
+  Canvas c(900, 560);
+  const double x0 = 80, y0 = 480, x1 = 700, y1 = 40;
+  auto X = [&](double bits) { return x0 + (bits - 1) / 7.0 * (x1 - x0); };
+  auto Y = [&](double s) { return y0 - s / top * (y0 - y1); };
+  c.line(x0, y0, x1, y0, {0, 0, 0}, 2);
+  c.line(x0, y0, x0, y1, {0, 0, 0}, 2);
+  for (int b = 1; b <= 8; ++b) {
+    c.line(X(b), y0, X(b), y0 + 6, {0, 0, 0});
+    c.text(static_cast<int>(X(b)) - 3, static_cast<int>(y0) + 12, std::to_string(b));
+  }
+  for (int s = 0; s <= static_cast<int>(top); ++s) {
+    c.line(x0 - 6, Y(s), x1, Y(s), {210, 210, 210});
+    c.text(static_cast<int>(x0) - 30, static_cast<int>(Y(s)) - 5, std::to_string(s));
+  }
+  c.text(static_cast<int>((x0 + x1) / 2) - 40, static_cast<int>(y0) + 40, "bits/weight");
+  c.text(10, 12, r.rows.size() && r.rows[0].measured_ms >= 0 ? "speedup vs fp16 (measured)" : "speedup vs fp16 (modeled, H100)");
+  const std::array<std::array<std::uint8_t, 3>, 6> colors = {{{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}, {140, 86, 75}}};
+  int k = 0;
+  for (const auto& [M, points] : lines) {
+    const auto col = colors[static_cast<std::size_t>(k) % colors.size()];
+    double px = -1, py = -1;
+    for (const auto& [bits, s] : points) {
+      const double x = X(bits), y = Y(s);
+      if (px >= 0) c.line(px, py, x, y, col, 2);
+      for (int dx = -3; dx <= 3; ++dx)
+        for (int dy = -3; dy <= 3; ++dy) c.dot(static_cast<int>(x) + dx, static_cast<int>(y) + dy, col);
+      px = x, py = y;
+    }
+    c.line(720, 60 + 24.0 * k, 750, 60 + 24.0 * k, col, 3);
+    c.text(760, 54 + 24 * k, fmt::format("M={}", M));
+    ++k;
+  }
+  FILE* file = std::fopen(path.c_str(), "wb");
+  if (!file) throw Error(fmt::format("cannot write '{}'", path));
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    std::fclose(file);
+    throw Error(fmt::format("writing '{}' failed", path));
+  }
+  png_init_io(png, file);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(c.w), static_cast<png_uint_32>(c.h), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int y = 0; y < c.h; ++y) png_write_row(png, c.rgb.data() + static_cast<std::ptrdiff_t>(y) * c.w * 3);
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(file);
+}
+
+}  // namespace anybit::bench

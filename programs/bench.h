@@ -1,0 +1,93 @@
+// Performance evidence without a GPU (`vmc bench`): for each format x M x (N, K), the kernel the library
+// would run — its ptxas resources and occupancy, the SASS of its steady-state main loop, its memory traffic
+// (simulator counters on small shapes, extrapolated by the schedule) against the analytic minimum — and a
+// roofline model on A100, H100 and H200, every modeled figure labelled as such. Budgets from the
+// performance issue are checked per row. With a GPU, kernels are also timed (CUDA events).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "programs/quant_matmul.h"
+
+namespace anybit::bench {
+
+// Published figures (datasheets); mma.sync is modeled at the dense fp16 tensor peak on A100 and at half
+// the wgmma peak on H100/H200 (mma.sync cannot reach wgmma rates).
+struct GpuSpec {
+  std::string name;
+  double bandwidth = 0;     // bytes/s, HBM
+  double mma_flops = 0;     // fp16 tensor FLOP/s reachable by mma.sync (modeled)
+  int multiprocessors = 0;
+  double clock = 0;         // Hz, boost
+  std::string source;
+};
+const std::vector<GpuSpec>& gpu_specs();
+
+struct Traffic {
+  double minimum = 0;  // weights + scales + zeros + A + C (+ split-K partials), bytes
+  double kernel = 0;   // 32-byte sectors the kernels request, extrapolated from the simulator, bytes
+};
+// The analytic minimum for a problem and schedule.
+double minimum_bytes(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K,
+                     const programs::Schedule& s);
+
+struct Model {
+  double memory_s = 0, mma_s = 0, issue_s = 0, time_s = 0;  // time = max of the three; all modeled
+  double roofline_s = 0;                                    // minimum bytes / bandwidth
+  double fp16_s = 0;                                        // an fp16 weight matmul at its roofline
+};
+// issue_instructions: warp instructions the kernels issue in all (main loop x iterations).
+Model model(const GpuSpec& gpu, const Traffic& t, double mma_flops_needed, double issue_instructions);
+
+struct Row {
+  std::string format;  // "int4 f16 g128"
+  std::int64_t M = 0, N = 0, K = 0;
+  programs::Schedule schedule;
+  std::string arch;
+  int registers = 0, spill_bytes = 0, shared_bytes = 0;
+  std::map<std::string, std::pair<int, int>> occupancy;  // GPU -> (blocks, warps) per SM
+  bool sass = false;                                     // SASS figures below are from nvdisasm
+  int loop_every = 0, loop_sometimes = 0;                // issued instructions per main-loop iteration
+  std::map<std::string, int> loop_counts;                // HMMA, LDSM, LDS, BAR, LDGSTS, LDG, STL, LDL per iteration
+  double slots_per_1024 = 0;                             // main-loop issue slots per 1024 weights
+  int copies_16 = 0, copies_narrow = 0;                  // global->shared copies (whole kernel) by width
+  Traffic traffic;
+  std::map<std::string, Model> models;  // GPU -> modeled
+  double measured_ms = -1, cublas_ms = -1;  // with --gpu
+};
+
+struct Budget {
+  std::string name;
+  bool pass = false;
+  std::string detail;
+};
+
+struct Options {
+  std::vector<programs::QuantFormat> formats;
+  std::vector<std::int64_t> Ms = {1, 16, 64, 128};
+  std::vector<std::pair<std::int64_t, std::int64_t>> NKs = {{4096, 4096}, {8192, 8192}, {8192, 28672}};
+  std::string arch = "sm_80";
+  bool gpu = false;
+  std::function<void(std::size_t done, std::size_t total, const std::string& what)> progress;
+};
+
+struct Report {
+  std::vector<Row> rows;
+  std::vector<Budget> budgets;
+  bool passed() const;
+};
+
+Report run(const Options& options);
+std::string markdown(const Report& r);
+std::string json(const Report& r);
+// Speedup over fp16 (measured with --gpu, else modeled on H100) against bits per weight, one line per M.
+void write_plot(const Report& r, const std::string& png_path);
+
+// "int4,f6e3m2" or "all" (every 1..8-bit format), each with the activation type and group given.
+std::vector<programs::QuantFormat> parse_formats(const std::string& list, isa::DataType activations, int group);
+
+}  // namespace anybit::bench
