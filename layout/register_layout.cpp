@@ -362,8 +362,10 @@ RegisterLayout divide(const RegisterLayout& a_in, const RegisterLayout& b_in) {
   a.spatial.resize(a.spatial.size() - b.spatial.size());
   a.local.resize(a.local.size() - b.local.size());
   RegisterLayout quotient = a.build();
-  ANYBIT_ASSERT(canonicalize(compose(quotient, b_in)).same_structure(canonicalize(a_in)), "divide({}, {}) gave {}, whose product differs",
-                a_in.to_string(), b_in.to_string(), quotient.to_string());
+  // The law q * b == a, with a at the common rank (a rank-0 replicated(4) divided by local(1,1) is the rank-2
+  // replicated(4)).
+  ANYBIT_ASSERT(canonicalize(compose(quotient, b_in)).same_structure(canonicalize(promoted(canonicalize(a_in), rank).build())),
+                "divide({}, {}) gave {}, whose product differs", a_in.to_string(), b_in.to_string(), quotient.to_string());
   return quotient;
 }
 

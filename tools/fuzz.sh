@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses of fuzz/ with clang, ASan and UBSan (build-fuzz/) and runs each for a
+# Builds the libFuzzer harnesses of fuzz/ with clang 16 (std::source_location needs 15 or newer), ASan and UBSan (build-fuzz/) and runs each for a
 # bounded time from its checked-in seed corpus; a crash, hang (10 s per input), leak, sanitizer report or
 # internal error fails the run and leaves the input in build-fuzz/artifacts/ (turn it into a regression test).
 #   tools/fuzz.sh [SECONDS] [HARNESS...]   SECONDS per harness (default 60); harnesses: vm_parser
@@ -11,10 +11,10 @@ seconds="${1:-60}"
 shift || true
 harnesses=("$@")
 ((${#harnesses[@]})) || harnesses=(vm_parser layout_parser dtype pipeline)
-ANYBIT_EXTRA_PACKAGES="clang libclang-rt-14-dev" "$root/tools/setup.sh" --deps-only
+ANYBIT_EXTRA_PACKAGES="clang-16 libclang-rt-16-dev" "$root/tools/setup.sh" --deps-only
 cuda_hint=()
 if [ -d /usr/local/cuda ]; then cuda_hint=(-DCUDAToolkit_ROOT=/usr/local/cuda); fi
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DANYBIT_FUZZ=ON \
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 -DANYBIT_FUZZ=ON \
   "${cuda_hint[@]}" >/dev/null
 cmake --build "$build" -j2 --target "${harnesses[@]/#/fuzz_}"
 mkdir -p "$build/artifacts"

@@ -231,3 +231,12 @@ TEST_CASE("layout parse errors name the column and what was expected") {
                        doctest::Contains("refers to mode m7"), anybit::Error);
   CHECK_THROWS_AS(parse_layout("spatial(1099511627776,1099511627776)"), anybit::Error);
 }
+
+TEST_CASE("regression (fuzzing): dividing a lower-rank layout by a higher-rank one keeps the law at the common rank") {
+  // replicated(4) has rank 0; dividing by the rank-2 local(1,1) promotes it, which once tripped an internal
+  // assertion comparing against the unpromoted dividend.
+  const RegisterLayout q = divide(replicated(4), local({1, 1}));
+  CHECK(q.rank() == 2);
+  CHECK(compose(q, local({1, 1})) == compose(replicated(4), local({1, 1})));
+  CHECK_THROWS_AS(parse_layout("replicated(4)  / local(1,1) * column_2)"), anybit::Error);  // the fuzzer's input: an error, no more
+}
