@@ -232,6 +232,37 @@ float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
   return milliseconds;
 }
 
+float gpu_time_ms(const std::function<void(int)>& work, int repeats) {
+  enter_device();
+  if (repeats < 1) throw Error(fmt::format("timing needs at least one repeat, not {}", repeats));
+  const Api& a = api();
+  work(0);
+  check(a.cuCtxSynchronize(), "cuCtxSynchronize (the warm-up failed)");
+  void *start = nullptr, *stop = nullptr;
+  check(a.cuEventCreate(&start, 0), "cuEventCreate");
+  check(a.cuEventCreate(&stop, 0), "cuEventCreate");
+  std::vector<float> times;
+  try {
+    for (int r = 0; r < repeats; ++r) {
+      check(a.cuEventRecord(start, nullptr), "cuEventRecord");
+      work(r + 1);
+      check(a.cuEventRecord(stop, nullptr), "cuEventRecord");
+      check(a.cuEventSynchronize(stop), "cuEventSynchronize (the timed work failed)");
+      float ms = 0;
+      check(a.cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
+      times.push_back(ms);
+    }
+  } catch (...) {
+    a.cuEventDestroy(start);
+    a.cuEventDestroy(stop);
+    throw;
+  }
+  a.cuEventDestroy(start);
+  a.cuEventDestroy(stop);
+  std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
+  return times[times.size() / 2];
+}
+
 GpuRun run_on_gpu(const vm::Program& program, const EmittedKernel& kernel, const vm::Arguments& args) {
   const GpuDevice& device = enter_device();
   GpuRun run;

@@ -4,6 +4,8 @@
 // with the driver probe's message.
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <string>
 #include <map>
@@ -37,6 +39,10 @@ void gpu_copy_to_host(void* dst, std::uint64_t src, std::size_t bytes);
 void gpu_synchronize();
 // Whether `pointer` is memory the driver knows (device, managed or registered host memory).
 bool is_device_pointer(std::uint64_t pointer);
+
+// Milliseconds `work(repeat)` takes on the default stream, by CUDA events: the median of `repeats` runs
+// after one warm-up run.
+float gpu_time_ms(const std::function<void(int repeat)>& work, int repeats);
 
 // Launches the kernel on device 0 with device pointers by parameter name, on `stream` (a CUstream; null:
 // the default stream), without copies. The module is loaded once per kernel source and kept for the

@@ -12,6 +12,8 @@
 #include <png.h>
 
 #include "backend_cuda/cache.h"
+#include "backend_cuda/cublas.h"
+#include "backend_cuda/gpu.h"
 #include "backend_cuda/driver.h"
 #include "backend_cuda/ptx_stats.h"
 #include "backend_cuda/sass.h"
@@ -92,6 +94,65 @@ double simulated_block_bytes(const QuantFormat& f, const Schedule& s, std::int64
   for (auto& [name, bytes] : buffers) args.buffers[name] = std::span<std::uint8_t>(bytes);
   args.scalars = {{"M", M}, {"N", N}, {"K", K}};
   return 32.0 * static_cast<double>(sim->launch(args).global_sectors);
+}
+
+// Times the kernels (and cuBLAS fp16 on the same shape) on GPU 0: weights rotated through copies that
+// together exceed twice the largest L2 (50 MB), median of 20 runs after a warm-up, CUDA events.
+void time_on_gpu(const QuantFormat& f, const Schedule& s, Row& r) {
+  std::vector<std::uint64_t> owned;
+  auto alloc = [&](std::size_t bytes) {
+    const std::uint64_t d = backend_cuda::gpu_alloc(bytes);
+    owned.push_back(d);
+    const std::vector<std::uint8_t> zeros(bytes, 0);  // zero codes: finite in every format
+    backend_cuda::gpu_copy_to_device(d, zeros.data(), bytes);
+    return d;
+  };
+  auto copies = [](std::size_t bytes) {
+    return static_cast<int>(std::max<std::size_t>(2, (std::size_t{100} << 20) / std::max<std::size_t>(bytes, 1) + 1));
+  };
+  try {
+    const int abits = f.activations.bits();
+    const std::int64_t M = r.M, N = r.N, K = r.K, groups = K / f.group;
+    const std::size_t packed = programs::packed_size(f, N, K);
+    std::vector<std::uint64_t> weights;
+    for (int i = 0, n = copies(packed); i < n; ++i) weights.push_back(alloc(packed));
+    MatmulProblem p;
+    p.format = f, p.M = M, p.N = N, p.K = K;
+    auto ptr = [](std::uint64_t d) { return reinterpret_cast<void*>(d); };
+    const std::uint64_t A = alloc(isa::packed_bytes(static_cast<std::size_t>(M * K), abits));
+    const std::uint64_t C = alloc(isa::packed_bytes(static_cast<std::size_t>(M * N), abits));
+    p.A = ptr(A), p.C = ptr(C);
+    p.scales = ptr(alloc(isa::packed_bytes(static_cast<std::size_t>(groups * N), abits)));
+    if (f.zeros != programs::ZeroMode::None)
+      p.zeros = ptr(alloc(isa::packed_bytes(static_cast<std::size_t>(groups * N),
+                                            f.zeros == programs::ZeroMode::Integer ? f.weights.bits() : abits)));
+    if (f.bias) p.bias = ptr(alloc(isa::packed_bytes(static_cast<std::size_t>(N), abits)));
+    p.workspace_bytes = matmul_workspace_bytes(s, M, N);
+    if (p.workspace_bytes) p.workspace = ptr(alloc(p.workspace_bytes));
+    MatmulOptions options;
+    options.schedule = s;
+    r.measured_ms = backend_cuda::gpu_time_ms(
+        [&](int i) {
+          p.packed_weights = ptr(weights[static_cast<std::size_t>(i) % weights.size()]);
+          matmul_device(p, options);
+        },
+        20);
+    if (f.activations == isa::DataType::f16() && backend_cuda::cublas_available()) {
+      const std::size_t fp16 = static_cast<std::size_t>(N * K) * 2;
+      std::vector<std::uint64_t> dense;
+      for (int i = 0, n = copies(fp16); i < n; ++i) dense.push_back(alloc(fp16));
+      r.cublas_ms = backend_cuda::gpu_time_ms(
+          [&](int i) {
+            backend_cuda::cublas_hgemm_nt(A, dense[static_cast<std::size_t>(i) % dense.size()], C, static_cast<int>(M),
+                                          static_cast<int>(N), static_cast<int>(K));
+          },
+          20);
+    }
+  } catch (...) {
+    for (auto d : owned) backend_cuda::gpu_free(d);
+    throw;
+  }
+  for (auto d : owned) backend_cuda::gpu_free(d);
 }
 
 }  // namespace
@@ -206,6 +267,7 @@ Report run(const Options& o) {
           m.fp16_s = (static_cast<double>(N) * K * 2 + M * K * 2.0 + M * N * 2.0) / gpu.bandwidth;
           r.models[gpu.name] = m;
         }
+        if (o.gpu) time_on_gpu(f, s, r);
         report.rows.push_back(std::move(r));
         ++done;
       }
@@ -294,7 +356,10 @@ std::string markdown(const Report& r) {
     for (const auto& g : gpu_specs())
       out += fmt::format("{:.2f} | {:.2f} | ", row.models.at(g.name).time_s * 1e6, row.models.at(g.name).roofline_s * 1e6);
     const auto& h = row.models.at("H100 SXM");
-    out += fmt::format("{:.2f} | {} |\n", h.fp16_s / h.time_s, row.measured_ms >= 0 ? fmt::format("{:.4f}", row.measured_ms) : "-");
+    out += fmt::format("{:.2f} | {} |\n", h.fp16_s / h.time_s,
+                       row.measured_ms >= 0 ? fmt::format("{:.4f} (cuBLAS fp16 {})", row.measured_ms,
+                                                          row.cublas_ms >= 0 ? fmt::format("{:.4f}", row.cublas_ms) : "n/a")
+                                            : "-");
   }
   out += "\nloop instr: warp instructions every main-loop iteration issues (+ those in blocks only some iterations take); "
          "slots/1024 w: loop instr x 1024 / weights a warp consumes per iteration. occ: blocks/warps per SM.\n\n## Budgets\n\n";
@@ -319,12 +384,13 @@ std::string json(const Report& r) {
         "\"spill_bytes\": {}, \"shared_bytes\": {}, \"occupancy\": {{\"A100\": [{}, {}], \"H100\": [{}, {}]}}, \"sass\": {}, "
         "\"loop_every\": {}, \"loop_sometimes\": {}, \"loop_counts\": {{{}}}, \"slots_per_1024_weights\": {:.3f}, "
         "\"copies_16_bytes\": {}, \"copies_narrow\": {}, \"minimum_bytes\": {:.0f}, \"kernel_bytes\": {:.0f}, \"modeled\": {{{}}}, "
-        "\"measured_ms\": {}}}",
+        "\"measured_ms\": {}, \"cublas_fp16_ms\": {}}}",
         row.format, row.M, row.N, row.K, programs::describe(row.schedule), row.arch, row.registers, row.spill_bytes,
         row.shared_bytes, row.occupancy.at("A100").first, row.occupancy.at("A100").second, row.occupancy.at("H100").first,
         row.occupancy.at("H100").second, row.sass ? "true" : "false", row.loop_every, row.loop_sometimes,
         fmt::join(counts, ", "), row.slots_per_1024, row.copies_16, row.copies_narrow, row.traffic.minimum, row.traffic.kernel,
-        fmt::join(models, ", "), row.measured_ms >= 0 ? fmt::format("{:.6g}", row.measured_ms) : "null"));
+        fmt::join(models, ", "), row.measured_ms >= 0 ? fmt::format("{:.6g}", row.measured_ms) : "null",
+        row.cublas_ms >= 0 ? fmt::format("{:.6g}", row.cublas_ms) : "null"));
   }
   std::vector<std::string> budgets;
   for (const auto& b : r.budgets) {

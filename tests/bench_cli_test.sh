@@ -46,4 +46,8 @@ if "$vmc" bench --formats int4 --arch sm_70 --out "$tmp/x" 2>"$tmp/err"; then ec
 grep -q "unknown architecture 'sm_70'" "$tmp/err"
 if "$vmc" bench --formats int4,int9 --out "$tmp/x" 2>"$tmp/err"; then echo "FAIL: bad format"; exit 1; fi
 grep -q "unknown data type 'int9'" "$tmp/err"
+if [ ! -e /dev/nvidia0 ]; then
+  if "$vmc" bench --formats int4 --M 1 --NK 4096x4096 --gpu --out "$tmp/x" 2>"$tmp/err"; then echo "FAIL: --gpu without a GPU"; exit 1; fi
+  grep -q -- "--gpu: no CUDA driver" "$tmp/err"
+fi
 echo "bench cli: ok"

@@ -100,3 +100,21 @@ TEST_CASE("tune_matmul stores its fastest schedule, and later calls use it") {
   unsetenv("ANYBIT_CACHE_DIR");
   std::filesystem::remove_all(dir);
 }
+
+#include "programs/bench.h"
+
+TEST_CASE("vmc bench --gpu: kernels and cuBLAS fp16 timed with rotated weights") {
+  bench::Options o;
+  o.formats = bench::parse_formats("int4,f6e3m2", isa::DataType::f16(), 128);
+  o.Ms = {1, 16};
+  o.NKs = {{2048, 2048}};
+  o.arch = backend_cuda::driver_status().devices.front().arch();
+  o.gpu = true;
+  const auto report = bench::run(o);
+  REQUIRE(report.rows.size() == 4);
+  for (const auto& row : report.rows) {
+    CAPTURE(row.format);
+    CHECK(row.measured_ms > 0);
+    CHECK(row.cublas_ms > 0);
+  }
+}
