@@ -4,7 +4,9 @@
 //                 with the magic number (f16 0x6400 = 1024, bf16 0x4300 = 128) whose last-place unit is
 //                 1, then one packed subtract of the magic (plus 2^(N-1) for signed codes, whose sign bits
 //                 are flipped once per source word so two's complement becomes offset binary);
-//                 8-bit codes to f16 use one prmt with 0x64 bytes; 8-bit codes to bf16 go through f32
+//                 4-bit codes to f16 take one prmt (the pair's byte into each half), one lop3 and one packed
+//                 fma (x1 low, x1/16 high, minus the magic); 8-bit codes to f16 use one prmt with 0x64
+//                 bytes; 8-bit codes to bf16 go through f32
 //                 (prmt with 0x4B, one subtract each, one cvt.rn.bf16x2).
 //   small floats: codes high-aligned in each half; sign kept, exponent and mantissa shifted right by
 //                 (5 - E) for f16 or (8 - E) for bf16, then one packed multiply by 2^(15 - bias) or
@@ -96,6 +98,21 @@ void Emitter::vector_cast(const Instruction& inst) {
              "ab::as_float(ab::prmt({}, 0x4b000000u, 0x{:x}u)) - {}.0f);",
              dst, j, word, sel(b0), 8388608 + offset, word, sel(b1), 8388608 + offset);
       }
+      continue;
+    }
+    if (src_t.is_integer() && N == 4 && f16 && p0 % 8 == 0) {
+      // Both codes in one byte: one prmt copies the byte into each half, one lop3 keeps the low nibble in
+      // the low half and the high nibble (x16) in the high half under the magic 1024, and one packed fma
+      // scales the high half by 1/16 and removes the magic (and the offset): 1.5 instructions per code.
+      const std::int64_t w0 = p0 / 32, b0 = (p0 % 32) / 8;
+      const unsigned sel = static_cast<unsigned>(b0) | (4u << 4) | (static_cast<unsigned>(b0) << 8) | (4u << 12);
+      const std::uint32_t scale = isa::encode(dst_t, 1.0) | (isa::encode(dst_t, 1.0 / 16) << 16);
+      const std::uint32_t shift = isa::encode(dst_t, -1024.0 - static_cast<double>(offset)) |
+                                  (isa::encode(dst_t, -64.0 - static_cast<double>(offset)) << 16);
+      // Signed codes: the sign flip joins the lop3, (x & mask) ^ (magic | sign bits), on the unflipped word.
+      const bool flip = offset != 0;
+      line("{}[{}] = ab::hfma2(ab::lop3<0x{:x}>(ab::prmt({}[{}], 0u, 0x{:x}u), 0x00f0000fu, 0x{:08x}u), 0x{:08x}u, 0x{:08x}u);", dst,
+           j, flip ? 0x6a : 0xea, value(inst.operands[0].name), w0, sel, flip ? 0x64806408u : 0x64006400u, scale, shift);
       continue;
     }
     // Codes at bit `pos` of each half: 0 for integers, high-aligned (16 - N) for small floats.
