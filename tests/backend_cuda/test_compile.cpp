@@ -195,11 +195,13 @@ TEST_CASE("reductions inside and across warps compile for integers and floats") 
 #include "programs/quant_matmul.h"
 
 TEST_CASE("quantized matmul kernels of every format compile for sm_80 and sm_90 with zero spills") {
-  // Both the 16-row schedule and the small-M one (weights on the A side, split-K) for each format.
+  // The 16-row schedule, the small-M one (weights on the A side, split-K) and the large-M one (32-row
+  // tiles, 4 stages) for each format.
   for (isa::DataType t : isa::all_dtypes()) {
     if (t.bits() > 8 || t.is_bool()) continue;
     for (const char* arch : {"sm_80", "sm_90"})
-      for (const programs::Schedule& s : {programs::Schedule{}, programs::Schedule{4, 1, 3, 4, true}}) {
+      for (const programs::Schedule& s :
+           {programs::Schedule{}, programs::Schedule{4, 1, 3, 4, true}, programs::Schedule{4, 2, 4, 1}}) {
         CAPTURE(t.name());
         CAPTURE(std::string(arch));
         CAPTURE(programs::describe(s));
