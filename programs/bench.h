@@ -30,6 +30,9 @@ const std::vector<GpuSpec>& gpu_specs();
 struct Traffic {
   double minimum = 0;  // weights + scales + zeros + A + C (+ split-K partials), bytes
   double kernel = 0;   // 32-byte sectors the kernels request, extrapolated from the simulator, bytes
+  // kernel less A's re-reads by every block column after the first: A (at most 40 MB, the smallest L2
+  // here) stays in L2, so these are not HBM traffic. The memory time uses this.
+  double dram = 0;
 };
 // The analytic minimum for a problem and schedule.
 double minimum_bytes(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K,

@@ -21,6 +21,7 @@ for row in r["rows"]:
     assert row["spill_bytes"] == 0 and row["copies_narrow"] == 0 and row["copies_16_bytes"] > 0
     assert row["minimum_bytes"] > 4096 * 4096 * 4 / 8, row["minimum_bytes"]
     assert 0.5 < row["minimum_bytes"] / row["kernel_bytes"] <= 1.0, (row["minimum_bytes"], row["kernel_bytes"])
+    assert row["minimum_bytes"] <= row["dram_bytes"] <= row["kernel_bytes"], (row["minimum_bytes"], row["dram_bytes"])
     assert set(row["modeled"]) == {"A100-80GB", "H100 SXM", "H200"}
     for m in row["modeled"].values():
         assert m["modeled_s"] >= m["roofline_s"] > 0 and m["modeled_s"] == max(m["memory_s"], m["mma_s"], m["issue_s"])

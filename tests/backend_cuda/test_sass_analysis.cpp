@@ -116,7 +116,7 @@ TEST_CASE("the bench model: minimum bytes and the roofline arithmetic") {
   // Split-K adds its partials, written and read: 2 x 4 slices x 4096 floats.
   CHECK(bench::minimum_bytes(f, 1, 4096, 4096, {4, 1, 3, 4}) == 8388608.0 + 262144 + 8192 + 8192 + 2.0 * 4 * 4096 * 4);
   const bench::GpuSpec gpu{"test", 1e12, 1e14, 100, 1e9, ""};
-  const auto m = bench::model(gpu, {2e6, 3e6}, 5e8, 8e5);
+  const auto m = bench::model(gpu, {2e6, 4e6, 3e6}, 5e8, 8e5);  // minimum, requested, DRAM
   CHECK(m.memory_s == doctest::Approx(3e-6));
   CHECK(m.mma_s == doctest::Approx(5e-6));
   CHECK(m.issue_s == doctest::Approx(8e5 / (100 * 4 * 1e9)));
