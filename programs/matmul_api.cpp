@@ -134,6 +134,15 @@ programs::Schedule schedule_for(const MatmulProblem& p, bool gpu, const MatmulOp
   return programs::choose_schedule(p.format, p.M, p.N, p.K);
 }
 
+// Split-K workspace bytes the schedule needs; anybit::Error when the caller's workspace is smaller.
+std::size_t workspace_needed(const MatmulProblem& p, const programs::Schedule& s) {
+  const std::size_t need = matmul_workspace_bytes(s, p.M, p.N);
+  if (p.workspace && p.workspace_bytes < need)
+    throw Error(fmt::format("matmul: the workspace holds {} bytes, the schedule {} needs {}", p.workspace_bytes,
+                            programs::describe(s), need));
+  return need;
+}
+
 std::map<std::string, std::int64_t> scalars(const MatmulProblem& p) { return {{"M", p.M}, {"N", p.N}, {"K", p.K}}; }
 
 }  // namespace
@@ -156,10 +165,7 @@ MatmulResult matmul(const MatmulProblem& p, Device device, const MatmulOptions& 
   if (device.kind == Device::Kind::Gpu && !driver.available) throw Error(driver.message);
   MatmulResult result;
   result.schedule = schedule_for(p, gpu, options);
-  const std::size_t need = matmul_workspace_bytes(result.schedule, p.M, p.N);
-  if (p.workspace && p.workspace_bytes < need)
-    throw Error(fmt::format("matmul: the workspace holds {} bytes, the schedule {} needs {}", p.workspace_bytes,
-                            programs::describe(result.schedule), need));
+  const std::size_t need = workspace_needed(p, result.schedule);
   std::vector<std::uint8_t> own;
   void* workspace = p.workspace;
   if (need && !workspace) {
@@ -198,10 +204,7 @@ MatmulResult matmul_device(const MatmulProblem& p, const MatmulOptions& options)
   result.ran_on_gpu = true;
   result.note = driver.devices.front().name;
   result.schedule = schedule_for(p, true, options);
-  const std::size_t need = matmul_workspace_bytes(result.schedule, p.M, p.N);
-  if (p.workspace && p.workspace_bytes < need)
-    throw Error(fmt::format("matmul: the workspace holds {} bytes, the schedule {} needs {}", p.workspace_bytes,
-                            programs::describe(result.schedule), need));
+  const std::size_t need = workspace_needed(p, result.schedule);
   std::uint64_t own = 0;
   std::map<std::string, std::uint64_t> pointers;
   for (auto& [name, buffer] : buffers(p, result.schedule, p.workspace)) {

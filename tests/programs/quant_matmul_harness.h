@@ -60,6 +60,13 @@ inline vm::Arguments arguments(QuantProblem& p) {
   return args;
 }
 
+// A format, a schedule and a shape, as the schedule tests list them.
+struct ScheduleCase {
+  programs::QuantFormat f;
+  programs::Schedule s;
+  std::int64_t M, N, K;
+};
+
 // Runs the kernel for schedule `s` and, under split-K, the reduction after it, through `run` (the
 // interpreter or a simulator launch); the f32 workspace is part of the problem's buffers.
 inline void run_schedule(QuantProblem& p, const programs::Schedule& s,

@@ -90,13 +90,7 @@ TEST_CASE("unsupported configurations are clear errors") {
 }
 
 TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, empty slices) on the interpreter") {
-  using programs::Schedule;
-  struct Case {
-    QuantFormat f;
-    Schedule s;
-    std::int64_t M, N, K;
-  };
-  const Case cases[] = {
+  const testing::ScheduleCase cases[] = {
       {{DataType::signed_int(4), DataType::f16(), 64, ZeroMode::None}, {1, 1, 0, 1}, 5, 48, 128},
       {{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float, true}, {2, 2, 2, 2}, 33, 80, 128},
       {{DataType::signed_int(2), DataType::f16(), 128, ZeroMode::None, true}, {8, 2, 3, 1}, 70, 144, 256},

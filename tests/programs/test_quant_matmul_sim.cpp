@@ -94,13 +94,7 @@ TEST_CASE("the direct schedule and pipelines of 2 and 4 stages compute the same 
 }
 
 TEST_CASE("schedules on the simulator: warps, M tiles and split-K with the f32 reduction kernel") {
-  using programs::Schedule;
-  struct Case {
-    QuantFormat f;
-    Schedule s;
-    std::int64_t M, N, K;
-  };
-  const Case cases[] = {
+  const testing::ScheduleCase cases[] = {
       {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 3, 4}, 1, 80, 512},
       {{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float}, {2, 2, 2, 3}, 21, 48, 256},
       {{isa::parse_dtype("f6e3m2"), DataType::f16(), 256, ZeroMode::None}, {8, 2, 3, 1}, 70, 144, 256},
