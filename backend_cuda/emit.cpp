@@ -24,25 +24,87 @@ std::string Emitter::scalar_name(const std::string& n) const {
   return n + "_";
 }
 
-std::string Emitter::expr(const Expr& e) const {
+isa::Interval Emitter::range(const Expr& e) const {
+  return isa::range_of(e, [&](const std::string& n) -> std::optional<isa::Interval> {
+    const auto it = ranges_.find(n);
+    if (it == ranges_.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+std::string Emitter::scalar_type(const std::string& vm_name, const isa::Interval& r) {
+  ranges_[vm_name] = r;
+  if (r.fits_i32()) {
+    scalars32_.insert(vm_name);
+    return "int";
+  }
+  scalars32_.erase(vm_name);
+  return "ab::i64";
+}
+
+std::string Emitter::expr(const Expr& e) const { return typed_expr(e).text; }
+
+// Every node is computed in 32 bits when its value and its operands fit (the range analysis bounds them);
+// otherwise in 64 bits, and a 64-bit result whose range fits is narrowed back, so one wide step does not
+// widen the whole expression. Floor division and modulo by a positive constant of a non-negative value
+// become unsigned C operations (shifts and masks for powers of two).
+Emitter::CExpr Emitter::typed_expr(const Expr& e) const {
   using isa::ExprOp;
+  const bool fits = range(e).fits_i32();
+  const auto wide = [](const CExpr& c) { return c.is32 ? "(ab::i64)" + c.text : c.text; };
+  const auto narrow = [&](const std::string& t64) { return fits ? CExpr{"(int)" + t64, true} : CExpr{t64, false}; };
   switch (e.op()) {
-    case ExprOp::Const: return e.constant() < 0 ? fmt::format("({})", e.constant()) : std::to_string(e.constant());
-    case ExprOp::Var: return scalar_name(e.name());
-    case ExprOp::Neg: return fmt::format("(-{})", expr(e.lhs()));
-    case ExprOp::Not: return fmt::format("(!{})", expr(e.lhs()));
-    case ExprOp::Div: return fmt::format("ab::floordiv({}, {})", expr(e.lhs()), expr(e.rhs()));
-    case ExprOp::Mod: return fmt::format("ab::floormod({}, {})", expr(e.lhs()), expr(e.rhs()));
-    case ExprOp::CeilDiv: return fmt::format("ab::ceildiv({}, {})", expr(e.lhs()), expr(e.rhs()));
-    case ExprOp::Min: return fmt::format("ab::min({}, {})", expr(e.lhs()), expr(e.rhs()));
-    case ExprOp::Max: return fmt::format("ab::max({}, {})", expr(e.lhs()), expr(e.rhs()));
+    case ExprOp::Const: {
+      const std::int64_t v = e.constant();
+      const std::string t = v < 0 ? fmt::format("({})", v) : std::to_string(v);
+      return fits ? CExpr{t, true} : CExpr{fmt::format("(ab::i64){}", t), false};
+    }
+    case ExprOp::Var: return {scalar_name(e.name()), scalars32_.count(e.name()) > 0};
+    case ExprOp::Neg: {
+      const CExpr a = typed_expr(e.lhs());
+      if (fits && a.is32) return {fmt::format("(-{})", a.text), true};
+      return narrow(fmt::format("(-{})", wide(a)));
+    }
+    case ExprOp::Not: return {fmt::format("(!{})", expr(e.lhs())), true};
+    default: break;
+  }
+  const CExpr a = typed_expr(e.lhs()), b = typed_expr(e.rhs());
+  const bool in32 = fits && a.is32 && b.is32;
+  const bool unsigned_division = e.rhs().is_constant() && e.rhs().constant() > 0 && range(e.lhs()).non_negative();
+  switch (e.op()) {
+    case ExprOp::Div:
+    case ExprOp::Mod: {
+      const char* op = e.op() == ExprOp::Div ? "/" : "%";
+      if (unsigned_division) {
+        if (in32) return {fmt::format("(int)((ab::u32){} {} {}u)", a.text, op, b.text), true};
+        return narrow(fmt::format("(ab::i64)((ab::u64){} {} {}ull)", wide(a), op, e.rhs().constant()));
+      }
+      const char* f = e.op() == ExprOp::Div ? "floordiv" : "floormod";
+      if (in32) return {fmt::format("ab::{}32({}, {})", f, a.text, b.text), true};
+      return narrow(fmt::format("ab::{}({}, {})", f, a.text, b.text));
+    }
+    case ExprOp::CeilDiv:
+      if (unsigned_division) {
+        const std::int64_t c = e.rhs().constant();
+        if (in32) return {fmt::format("(int)(((ab::u32){} + {}u) / {}u)", a.text, c - 1, c), true};
+        return narrow(fmt::format("(ab::i64)(((ab::u64){} + {}ull) / {}ull)", wide(a), c - 1, c));
+      }
+      if (in32) return {fmt::format("ab::ceildiv32({}, {})", a.text, b.text), true};
+      return narrow(fmt::format("ab::ceildiv({}, {})", a.text, b.text));
+    case ExprOp::Min:
+    case ExprOp::Max: {
+      const char* f = e.op() == ExprOp::Min ? "min" : "max";
+      if (a.is32 && b.is32) return {fmt::format("ab::{}32({}, {})", f, a.text, b.text), true};
+      return narrow(fmt::format("ab::{}({}, {})", f, a.text, b.text));
+    }
     default: break;
   }
   const char* op = "";
+  bool arithmetic = false;
   switch (e.op()) {
-    case ExprOp::Add: op = "+"; break;
-    case ExprOp::Sub: op = "-"; break;
-    case ExprOp::Mul: op = "*"; break;
+    case ExprOp::Add: op = "+"; arithmetic = true; break;
+    case ExprOp::Sub: op = "-"; arithmetic = true; break;
+    case ExprOp::Mul: op = "*"; arithmetic = true; break;
     case ExprOp::Lt: op = "<"; break;
     case ExprOp::Le: op = "<="; break;
     case ExprOp::Gt: op = ">"; break;
@@ -53,7 +115,9 @@ std::string Emitter::expr(const Expr& e) const {
     case ExprOp::Or: op = "||"; break;
     default: ANYBIT_ASSERT(false, "unhandled expression op {}", static_cast<int>(e.op()));
   }
-  return fmt::format("({} {} {})", expr(e.lhs()), op, expr(e.rhs()));
+  if (!arithmetic) return {fmt::format("({} {} {})", a.text, op, b.text), true};  // C promotes mixed widths exactly
+  if (in32) return {fmt::format("({} {} {})", a.text, op, b.text), true};
+  return narrow(fmt::format("({} {} {})", wide(a), op, wide(b)));
 }
 
 std::vector<std::string> Emitter::thread_base(const RegisterLayout& l, const std::string& tid) const {
@@ -102,23 +166,50 @@ void Emitter::declare_tile(const std::string& vm_name, const TensorType& t) {
   line("ab::u32 {}[{}];  // {}", value(vm_name), words(t), t.to_string());
 }
 
+// Parameters that some global view uses bare as a dimension.
+static void view_dimensions(const vm::Body& b, std::set<std::string>& out) {
+  for (const vm::Statement& st : b) {
+    if (const auto* inst = std::get_if<Instruction>(&st.node)) {
+      if (inst->opcode == isa::Opcode::GlobalView && inst->attrs.shape)
+        for (const Expr& d : *inst->attrs.shape)
+          if (d.op() == isa::ExprOp::Var) out.insert(d.name());
+    } else if (const auto* loop = std::get_if<vm::For>(&st.node)) {
+      view_dimensions(loop->body, out);
+    } else if (const auto* branch = std::get_if<vm::If>(&st.node)) {
+      view_dimensions(branch->then_body, out);
+      view_dimensions(branch->else_body, out);
+    }
+  }
+}
+
 void Emitter::body(const vm::Body& b) {
   for (const vm::Statement& st : b) {
     if (const auto* inst = std::get_if<Instruction>(&st.node)) {
       instruction(*inst);
     } else if (const auto* let = std::get_if<vm::Let>(&st.node)) {
-      line("const ab::i64 {} = {};", scalar_name(let->name), expr(let->value));
+      const std::string value = expr(let->value);
+      line("const {} {} = {};", scalar_type(let->name, range(let->value)), scalar_name(let->name), value);
       div_.known[let->name] = div_.of(let->value);
     } else if (const auto* loop = std::get_if<vm::For>(&st.node)) {
       if (loop->unroll > 1) line("#pragma unroll {}", loop->unroll);
       const std::string v = scalar_name(loop->var);
-      line("for (ab::i64 {} = {}; {} < {}; {} += {}) {{", v, expr(loop->begin), v, expr(loop->end), v,
-           expr(loop->step));
+      // The variable runs over [begin, end) and may reach end - 1 + step before the test fails.
+      const isa::Interval first = range(loop->begin), bound = range(loop->end), step = range(loop->step);
+      isa::Interval var = isa::Interval::full();
+      if (step.lo > 0 && bound.hi > INT64_MIN && step.hi < INT32_MAX)
+        var = {first.lo, std::max(first.lo, static_cast<std::int64_t>(std::min<__int128>(
+                                                 INT64_MAX, static_cast<__int128>(bound.hi) - 1 + step.hi)))};
+      const std::string begin = expr(loop->begin), end = expr(loop->end), by = expr(loop->step);
+      const std::string type = scalar_type(loop->var, var);
+      if (var.fits_i32()) ranges_[loop->var] = {var.lo, std::max(first.lo, bound.hi - 1)};
+      line("for ({} {} = {}; {} < {}; {} += {}) {{", type, v, begin, v, end, v, by);
       div_.known[loop->var] = std::min(div_.of(loop->begin), div_.of(loop->step));
       ++indent_;
       body(loop->body);
       --indent_;
       div_.known.erase(loop->var);
+      ranges_.erase(loop->var);
+      scalars32_.erase(loop->var);
       line("}}");
     } else if (const auto* branch = std::get_if<vm::If>(&st.node)) {
       line("if ({}) {{", expr(branch->condition));
@@ -229,10 +320,31 @@ EmittedKernel Emitter::run() {
   indent_ = 1;
   line("AB_DECLARE_SHARED(ab_smem);");
   line("const ab::u32 tid = ab::thread_idx();");
-  for (const vm::Param& p : program_.params)  // index arithmetic is 64-bit, like the VM's
-    if (p.kind != vm::ParamKind::Pointer) line("const ab::i64 {} = arg_{};", scalar_name(p.name), p.name);
-  for (const char* b : {"x", "y", "z"})
-    line("const ab::i64 block_{} = ab::block_idx({});", b, b[0] - 'x');
+  // Scalar parameters keep their declared width. One used bare as a view dimension is non-negative in
+  // every run the VM accepts (the interpreter and the host launchers reject negative dimensions); the kernel
+  // returns at once otherwise, so index arithmetic may rely on it.
+  std::set<std::string> dimensions;
+  view_dimensions(program_.body, dimensions);
+  std::vector<std::string> negative;
+  for (const vm::Param& p : program_.params) {
+    if (p.kind == vm::ParamKind::Pointer) continue;
+    isa::Interval r = p.kind == vm::ParamKind::I32 ? isa::Interval{INT32_MIN, INT32_MAX} : isa::Interval::full();
+    if (dimensions.count(p.name)) {
+      r.lo = 0;
+      negative.push_back(fmt::format("{} < 0", scalar_name(p.name)));
+    }
+    ranges_[p.name] = r;
+    if (p.kind == vm::ParamKind::I32) scalars32_.insert(p.name);
+    line("const {} {} = arg_{};", p.kind == vm::ParamKind::I32 ? "int" : "ab::i64", scalar_name(p.name), p.name);
+  }
+  if (!negative.empty()) line("if ({}) return;  // a negative view dimension", fmt::join(negative, " || "));
+  // Grid limits: x < 2^31, y and z < 2^16.
+  ranges_["blockIdx.x"] = {0, INT32_MAX};
+  ranges_["blockIdx.y"] = ranges_["blockIdx.z"] = {0, 65535};
+  for (const char* b : {"x", "y", "z"}) {
+    scalars32_.insert(fmt::format("blockIdx.{}", b));
+    line("const int block_{} = ab::block_idx({});", b, b[0] - 'x');
+  }
   body(program_.body);
   out_ += "}\n";
   const std::int64_t shared = std::max(typing_.shared.total_bytes, scratch_bytes_);
@@ -246,6 +358,14 @@ EmittedKernel Emitter::run() {
 }
 
 }  // namespace detail
+
+void check_grid_limits(const std::string& kernel, const std::array<std::int64_t, 3>& grid) {
+  const std::int64_t limit[3] = {INT32_MAX, 65535, 65535};
+  for (int d = 0; d < 3; ++d)
+    if (grid[d] < 0 || grid[d] > limit[d])
+      throw Error(fmt::format("kernel {}: grid dimension {} is {}, outside CUDA's range 0..{}", kernel, "xyz"[d],
+                              grid[d], limit[d]));
+}
 
 EmittedKernel emit_cuda(const vm::Program& program, const EmitOptions& options) {
   return detail::Emitter(program, options).run();

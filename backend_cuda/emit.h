@@ -6,6 +6,7 @@
 // verifier's plan (bytes given in EmittedKernel). Pointer arguments must be 16-byte aligned.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -35,6 +36,10 @@ struct EmittedKernel {
 
 // anybit::Error when the program uses something this backend cannot lower yet, naming the instruction.
 EmittedKernel emit_cuda(const vm::Program& program, const EmitOptions& options = {});
+
+// CUDA's grid limits (x < 2^31, y and z < 2^16), which emitted index arithmetic relies on: every launch,
+// on the GPU or the simulator, checks them first (an empty grid launches nothing).
+void check_grid_limits(const std::string& kernel, const std::array<std::int64_t, 3>& grid);
 
 // The runtime header's text and its include name.
 const std::string& runtime_header();

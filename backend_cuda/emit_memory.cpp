@@ -135,13 +135,22 @@ void Emitter::store_global(const Instruction& inst) {
   close_block(*this);
 }
 
+// Element offset of an index in a shared tile. The swizzle only reads and writes bits below
+// 2^(bits + base + shift), so terms whose stride is a multiple of that period (a pipeline stage, a buffer
+// of a double-buffered tile) add after it: the swizzled part depends on the thread alone and is computed
+// once, outside the loops. Offsets are 32-bit: every in-bounds shared address is below 2^31.
 static std::string shared_offset(const TensorType& s, const std::vector<std::string>& idx) {
-  std::vector<std::string> terms;
-  for (std::size_t d = 0; d < idx.size(); ++d) terms.push_back(fmt::format("{} * {}", idx[d], s.shared->strides()[d]));
   const auto& z = s.shared->swizzle();
-  const std::string linear = fmt::format("{}", fmt::join(terms, " + "));
+  const std::int64_t period = std::int64_t{1} << (z.bits + z.base + z.shift);
+  std::vector<std::string> inside, outside;
+  for (std::size_t d = 0; d < idx.size(); ++d) {
+    const std::int64_t stride = s.shared->strides()[d];
+    (!z.identity() && stride % period == 0 ? outside : inside).push_back(fmt::format("(int){} * {}", idx[d], stride));
+  }
+  const std::string linear = inside.empty() ? "0" : fmt::format("{}", fmt::join(inside, " + "));
   if (z.identity()) return linear;
-  return fmt::format("ab::swizzle<{}, {}, {}>({})", z.bits, z.base, z.shift, linear);
+  const std::string swizzled = fmt::format("ab::swizzle<{}, {}, {}>({})", z.bits, z.base, z.shift, linear);
+  return outside.empty() ? swizzled : fmt::format("{} + {}", swizzled, fmt::join(outside, " + "));
 }
 
 static passes::AccessShape shared_access(const TensorType& s, int bits, const std::vector<Expr>& offset) {
@@ -164,10 +173,10 @@ void Emitter::load_shared(const Instruction& inst) {
     const auto origin0 = t.layout->logical_index(0, 0);
     const int rank = t.rank(), r = rank - 2;
     for (int d = 0; d < 2; ++d)
-      line("const ab::i64 w{} = {} + {} - {};", d, expr(inst.operands[0].index[r + d]), warp[r + d], origin0[r + d]);
+      line("const int w{} = (int){} + (int){} - {};", d, expr(inst.operands[0].index[r + d]), warp[r + d], origin0[r + d]);
     std::vector<std::string> leading;  // size-1 leading dimensions: just the tile offset
     for (int d = 0; d < r; ++d) leading.push_back(fmt::format("({})", expr(inst.operands[0].index[d])));
-    line("const ab::i64 lane = tid % 32;");
+    line("const int lane = tid % 32;");
     std::size_t q0 = 0;
     for (int count : plan->counts) {
       // The block origin for this lane's block, as selects (an indexed array would live in local memory).
@@ -178,8 +187,8 @@ void Emitter::load_shared(const Instruction& inst) {
       }
       line("{{");
       ++indent_;
-      line("const ab::i64 m = (lane / 8) % {};", count);
-      line("const ab::i64 row = {}, col = {};", row, col);
+      line("const int m = (lane / 8) % {};", count);
+      line("const int row = {}, col = {};", row, col);
       std::vector<std::string> idx = leading;
       idx.push_back("(w0 + row + lane % 8)");
       idx.push_back("(w1 + col)");
@@ -277,13 +286,13 @@ void Emitter::copy_async(const Instruction& inst) {
   line("#pragma unroll");
   line("for (int r = 0; r < {}; ++r) {{", rounds);
   ++indent_;
-  line("const ab::i64 q = tid + r * {};", threads);
+  line("const int q = tid + r * {};", threads);
   if (units % threads != 0) line("if (q >= {}) break;", units);
   // Row-major position of this chunk in the tile; the last dimension counts whole chunks.
   std::int64_t stride = 1;
   for (int d = last; d >= 0; --d) {
     const std::int64_t extent = d == last ? shape[d] / chunk : shape[d];
-    line("const ab::i64 c{} = (q / {}) % {}{};", d, stride, extent, d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
+    line("const int c{} = (q / {}) % {}{};", d, stride, extent, d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
     stride *= extent;
   }
   std::vector<std::string> gidx(rank), sidx(rank);
@@ -296,7 +305,13 @@ void Emitter::copy_async(const Instruction& inst) {
   line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
   line("const ab::i64 col = {};", gidx[last]);
   line("ab::u8* const dst = {} + ({}) * {} / 8;", sbase, shared_offset(sh, sidx), bits);
-  if (chunk_bytes > 0) {
+  if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
+    // The view ends on a chunk boundary: a chunk is wholly inside or wholly outside.
+    const std::string nonneg = range(goff[last]).non_negative() ? "" : "col >= 0 && ";
+    line("const int valid = rows_in && {}col < {}_extent{} ? {} : 0;", nonneg, view, last, chunk_bytes);
+    line("ab::cp_async<{}>(dst, valid > 0 ? {} + ({}) * {} / 8 : {}, valid);", chunk_bytes, view,
+         global_element(view, gidx), bits, view);
+  } else if (chunk_bytes > 0) {
     // Elements inside the view form a prefix of the chunk: copy those bytes, zero-fill the rest.
     line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ({}_extent{} - col) * {} / 8)) : 0;",
          chunk_bytes, view, last, bits);

@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <set>
+
 #include "backend_cuda/emit.h"
 #include "isa/error.h"
 #include "vm/verifier.h"
@@ -26,7 +29,16 @@ class Emitter {
   void line(fmt::format_string<Args...> f, Args&&... args) {
     out_ += std::string(2 * indent_, ' ') + fmt::format(f, std::forward<Args>(args)...) + "\n";
   }
+  // C expression of a scalar; computed in 32 bits where the range analysis proves every step fits.
   std::string expr(const Expr& e) const;
+  struct CExpr {
+    std::string text;
+    bool is32;
+  };
+  CExpr typed_expr(const Expr& e) const;
+  isa::Interval range(const Expr& e) const;
+  // Declares a scalar `int` when its range fits, else 64-bit; records the range.
+  std::string scalar_type(const std::string& vm_name, const isa::Interval& r);
   std::string scalar_name(const std::string& vm_name) const;
   static std::string value(const std::string& vm_name) { return "t_" + vm_name; }
   const TensorType& type(const std::string& vm_name) const { return typing_.values.at(vm_name); }
@@ -61,6 +73,8 @@ class Emitter {
   const EmitOptions& options_;
   vm::Typing typing_;
   passes::Divisibility div_;
+  std::map<std::string, isa::Interval> ranges_;  // scalars in scope
+  std::set<std::string> scalars32_;               // scalars declared `int`
   std::string out_;
   int indent_ = 0;
   std::vector<std::string> fallbacks_;

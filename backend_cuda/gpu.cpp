@@ -203,8 +203,9 @@ float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
   std::vector<void*> params;
   for (auto& m : marshaled) params.push_back(m.data());
   const auto grid = vm::grid_size(program, scalars);
+  check_grid_limits(kernel.name, grid);
   for (auto g : grid)
-    if (g < 1 || g > INT32_MAX) throw Error(fmt::format("kernel {}: grid dimension {} is out of range", kernel.name, g));
+    if (g < 1) throw Error(fmt::format("kernel {}: grid dimension {} is empty", kernel.name, g));
   void *start = nullptr, *stop = nullptr;
   if (timed) {
     check(a.cuEventCreate(&start, 0), "cuEventCreate");

@@ -158,6 +158,7 @@ SimCounters SimKernel::launch(const vm::Arguments& args, const SimOptions& optio
   std::vector<const char*> instructions;
   for (const auto& s : impl_->kernel.instructions) instructions.push_back(s.c_str());
   const auto grid = vm::grid_size(p, args.scalars);
+  check_grid_limits(p.name, grid);
   ab::sim::Counters counters{};
   ab::sim::LaunchSpec spec{nullptr,
                            argv.data(),

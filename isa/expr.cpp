@@ -1,5 +1,7 @@
 #include "isa/expr.h"
 
+#include <algorithm>
+
 #include "isa/error.h"
 
 namespace anybit::isa {
@@ -179,6 +181,79 @@ std::int64_t evaluate(const Expr& e, const Lookup& lookup) {
     case ExprOp::Ne: return a != b;
     case ExprOp::And: return b != 0;
     case ExprOp::Or: return b != 0;
+    default: ANYBIT_ASSERT(false, "unhandled expression op {}", static_cast<int>(e.op()));
+  }
+}
+
+namespace {
+
+std::int64_t saturate(__int128 v) {
+  if (v < INT64_MIN) return INT64_MIN;
+  if (v > INT64_MAX) return INT64_MAX;
+  return static_cast<std::int64_t>(v);
+}
+
+// Hull of f over the corners of two ranges (exact for functions monotone in each argument).
+template <typename F>
+Interval corners(const Interval& a, const Interval& b, F f) {
+  const __int128 c[4] = {f(a.lo, b.lo), f(a.lo, b.hi), f(a.hi, b.lo), f(a.hi, b.hi)};
+  __int128 lo = c[0], hi = c[0];
+  for (const __int128 v : c) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  return {saturate(lo), saturate(hi)};
+}
+
+__int128 floor_div128(__int128 a, __int128 b) {
+  const __int128 q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+}  // namespace
+
+Interval range_of(const Expr& e, const RangeLookup& lookup) {
+  switch (e.op()) {
+    case ExprOp::Const: return Interval::point(e.constant());
+    case ExprOp::Var: return lookup(e.name()).value_or(Interval::full());
+    case ExprOp::Neg: {
+      const Interval a = range_of(e.lhs(), lookup);
+      return {saturate(-static_cast<__int128>(a.hi)), saturate(-static_cast<__int128>(a.lo))};
+    }
+    case ExprOp::Not:
+    case ExprOp::Lt:
+    case ExprOp::Le:
+    case ExprOp::Gt:
+    case ExprOp::Ge:
+    case ExprOp::Eq:
+    case ExprOp::Ne:
+    case ExprOp::And:
+    case ExprOp::Or: return {0, 1};
+    default: break;
+  }
+  const Interval a = range_of(e.lhs(), lookup), b = range_of(e.rhs(), lookup);
+  using I = __int128;
+  switch (e.op()) {
+    case ExprOp::Add: return {saturate(I{a.lo} + b.lo), saturate(I{a.hi} + b.hi)};
+    case ExprOp::Sub: return {saturate(I{a.lo} - b.hi), saturate(I{a.hi} - b.lo)};
+    case ExprOp::Mul: return corners(a, b, [](I x, I y) { return x * y; });
+    case ExprOp::Min: return {std::min(a.lo, b.lo), std::min(a.hi, b.hi)};
+    case ExprOp::Max: return {std::max(a.lo, b.lo), std::max(a.hi, b.hi)};
+    case ExprOp::Div:
+    case ExprOp::CeilDiv: {
+      if (b.lo <= 0 && b.hi >= 0) return Interval::full();  // the divisor may be zero (an error) or change sign
+      if (e.op() == ExprOp::Div) return corners(a, b, floor_div128);
+      return corners(a, b, [](I x, I y) { return -floor_div128(-x, y); });
+    }
+    case ExprOp::Mod: {
+      // floor modulo takes the divisor's sign; a dividend already inside [0, b) is unchanged.
+      if (b.lo > 0) {
+        if (a.lo >= 0 && a.hi < b.lo) return a;
+        return {0, b.hi - 1};
+      }
+      if (b.hi < 0) return {saturate(I{b.lo} + 1), 0};
+      return Interval::full();
+    }
     default: ANYBIT_ASSERT(false, "unhandled expression op {}", static_cast<int>(e.op()));
   }
 }

@@ -82,4 +82,18 @@ std::int64_t evaluate(const Expr& e, const Lookup& lookup);
 // Names of the variables the expression uses.
 void collect_variables(const Expr& e, std::set<std::string>& out);
 
+// The closed range [lo, hi] an expression's value lies in (bounds saturate at the int64 limits). The
+// backend computes an expression in 32 bits when it and its operands provably fit.
+struct Interval {
+  std::int64_t lo = INT64_MIN, hi = INT64_MAX;
+  static Interval full() { return {}; }
+  static Interval point(std::int64_t v) { return {v, v}; }
+  bool fits_i32() const { return lo >= INT32_MIN && hi <= INT32_MAX; }
+  bool non_negative() const { return lo >= 0; }
+  friend bool operator==(const Interval&, const Interval&) = default;
+};
+// Range of each variable; nullopt (unknown) means the full int64 range.
+using RangeLookup = std::function<std::optional<Interval>(const std::string&)>;
+Interval range_of(const Expr& e, const RangeLookup& lookup);
+
 }  // namespace anybit::isa

@@ -292,13 +292,14 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // One loop over this block's chunks; the f32 partial sum of a scale group joins the result at the group's
   // last chunk (or the slice's, under split-K, where a slice may start or end inside a group).
   auto part = bld.name(bld.alloc_register(vm::reg(f32, acc_shape, cl)), "part");
-  bld.for_range("kc", lo, hi, [&](Expr kc) {
+  // The loop counts iterations from 0 (i >= 0 lets the stage index be an unsigned remainder).
+  bld.for_range("i", 0, hi - lo, [&](Expr i) {
+    const Expr kc = bld.let("kc", lo + i);
     const Expr g = bld.let("g", kc / steps_per_group);
     vm::Value a{}, bytes{};
     if (pipelined) {
       bld.wait_group(stages - 2);
       bld.sync_threads();  // chunk kc is visible to all, and the stage the next copy refills is no longer read
-      const Expr i = bld.let("i", kc - lo);  // iterations of this block so far
       issue(kc + (stages - 1), (i + (stages - 1)) % stages);
       const Expr stage = bld.let("stage", i % stages);
       a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),

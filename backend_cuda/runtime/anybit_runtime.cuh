@@ -104,6 +104,12 @@ AB_DEVICE i64 floormod(i64 a, i64 b) { return a - floordiv(a, b) * b; }
 AB_DEVICE i64 ceildiv(i64 a, i64 b) { return -floordiv(-a, b); }
 AB_DEVICE i64 min(i64 a, i64 b) { return a < b ? a : b; }
 AB_DEVICE i64 max(i64 a, i64 b) { return a > b ? a : b; }
+// 32-bit forms, for index arithmetic whose operands and result the emitter proved to fit in 32 bits.
+AB_DEVICE i32 floordiv32(i32 a, i32 b) { i32 q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
+AB_DEVICE i32 floormod32(i32 a, i32 b) { return a - floordiv32(a, b) * b; }
+AB_DEVICE i32 ceildiv32(i32 a, i32 b) { return -floordiv32(-a, b); }
+AB_DEVICE i32 min32(i32 a, i32 b) { return a < b ? a : b; }
+AB_DEVICE i32 max32(i32 a, i32 b) { return a > b ? a : b; }
 
 // ---- packed slots of a register tile
 template <int BITS>
@@ -506,9 +512,10 @@ AB_DEVICE u32 shfl_xor(u32 v, int lane_mask) {
 }
 
 // The shared-memory XOR swizzle (layout/shared_layout.h).
+// Shared offsets are 32-bit (every shared address is below 2^31).
 template <int BITS, int BASE, int SHIFT>
-AB_DEVICE i64 swizzle(i64 x) {
-  return BITS == 0 ? x : x ^ ((x & (((i64)(1 << BITS) - 1) << (BASE + SHIFT))) >> SHIFT);
+AB_DEVICE i32 swizzle(i32 x) {
+  return BITS == 0 ? x : x ^ ((x & (((1 << BITS) - 1) << (BASE + SHIFT))) >> SHIFT);
 }
 
 // ---- global memory: BYTES in {1, 2, 4, 8, 16}, addresses aligned to BYTES
