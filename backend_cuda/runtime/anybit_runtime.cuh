@@ -18,7 +18,7 @@
 #define AB_DEVICE inline
 #define __global__
 #define __shared__
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __restrict__
 #define __align__(x) alignas(x)
 #endif

@@ -15,6 +15,7 @@
 #include "passes/ldmatrix.h"
 #include "passes/vectorize.h"
 #include "programs/examples.h"
+#include "programs/quant_matmul.h"
 
 using namespace anybit;
 using namespace anybit::layout;
@@ -35,7 +36,7 @@ TEST_CASE("the emitted kernel reads like a hand-written one and keeps provenance
   CHECK(k.name == "tiled_matmul");
   CHECK(k.threads == 128);
   CHECK(k.shared_bytes == 1536);
-  CHECK(k.source.find("extern \"C\" __global__ void __launch_bounds__(128) tiled_matmul(") != std::string::npos);
+  CHECK(k.source.find("extern \"C\" __global__ void __launch_bounds__(128, 1) tiled_matmul(") != std::string::npos);
   CHECK(k.source.find("// vm: dot %acc, %a, %b") != std::string::npos);
   CHECK(k.source.find("ab::mma_m16n8k16_f32_f16(&t_acc[0], &t_a[0], &t_b[0], &t_acc[0]);") != std::string::npos);
   CHECK(k.source.find("#include \"anybit_runtime.cuh\"") != std::string::npos);
@@ -181,4 +182,41 @@ TEST_CASE("ldmatrix is planned exactly for tiles in the m8n8 register arrangemen
   REQUIRE(s3.has_value());
   CHECK(s3->counts == std::vector<int>{4});
   CHECK_FALSE(passes::plan_ldmatrix(reshape(mma_m16n8k16_a(), {2, 8, 16}), f16, SharedLayout::row_major({2, 8, 64}), at3, div));
+}
+
+TEST_CASE("index arithmetic is 32-bit where the range analysis proves it fits, 64-bit elsewhere") {
+  const auto p = vm::parse(R"(program widths(x: ptr<f32>, n: i32, k: i32, big: i64) grid(1) warps(1) {
+  %v = global_view x {shape=[n], strides=[1]}
+  let q = n / 64
+  let r = k / 64
+  let nk = n * k
+  let w = big + 1
+  for i in range(0, q) {
+    let s = i % 3
+    %t = load_global %v[s + nk + w] : f32[32] @ spatial(32) {masked}
+  }
+}
+)");
+  const std::string src = backend_cuda::emit_cuda(p).source;
+  CAPTURE(src);
+  // n is a view dimension: non-negative (the kernel returns on a negative one), so n / 64 is unsigned.
+  CHECK(src.find("if (n_ < 0) return;") != std::string::npos);
+  CHECK(src.find("const int q_ = (int)((ab::u32)n_ / 64u);") != std::string::npos);
+  // k may be negative: floor division in 32 bits.
+  CHECK(src.find("const int r_ = ab::floordiv32(k_, 64);") != std::string::npos);
+  CHECK(src.find("const ab::i64 nk_ = ((ab::i64)n_ * (ab::i64)k_);") != std::string::npos);
+  CHECK(src.find("const ab::i64 big_ = arg_big;") != std::string::npos);
+  CHECK(src.find("const ab::i64 w_ =") != std::string::npos);
+  CHECK(src.find("for (int i_ = 0; i_ < q_; i_ += 1) {") != std::string::npos);
+  CHECK(src.find("const int s_ = (int)((ab::u32)i_ % 3u);") != std::string::npos);
+}
+
+TEST_CASE("swizzled shared offsets: a pipeline stage's term adds after the swizzle, in 32 bits") {
+  programs::Schedule s;
+  s.stages = 3;
+  const auto k = passes::run_pipeline(programs::quant_matmul(programs::QuantFormat{}, s)).kernel;
+  CAPTURE(k.source);
+  // The stage stride (1024 f16 = 16 rows of 64) is a multiple of the swizzle's 512-element period.
+  CHECK(k.source.find("ab::swizzle<3, 3, 3>((int)(w0 + row + lane % 8) * 64 + (int)(w1 + col) * 1) + (int)(stage_) * 1024") !=
+        std::string::npos);
 }

@@ -532,3 +532,36 @@ TEST_CASE("Target::Best falls back to the simulator and says why; Target::Gpu do
   CHECK_THROWS_WITH_AS(backend_cuda::launch(p, k, vm::as_arguments(b, s), backend_cuda::Target::Gpu),
                        doctest::Contains("no CUDA driver"), Error);
 }
+
+TEST_CASE("index arithmetic: a 32-bit result with a wider intermediate is computed wide, like the interpreter") {
+  // n * 65536 exceeds 2^31 for n = 40000; off itself is small. Computed in 32 bits it would wrap.
+  const std::string text = R"(program wide(x: ptr<f32>, o: ptr<f32>, n: i32) grid(2) warps(1) {
+  %v = global_view x {shape=[n], strides=[1]}
+  %w = global_view o {shape=[n], strides=[1]}
+  let off = n * 65536 / 65536 - n + blockIdx.x * 32 + 7
+  %t = load_global %v[off] : f32[32] @ spatial(32) {masked}
+  store_global %t, %w[off] {masked}
+}
+)";
+  const auto p = vm::parse(text, "wide.vm");
+  const auto kernel = passes::run_pipeline(p).kernel;
+  // The product is computed in 64 bits; the quotient's range fits again and is narrowed.
+  CHECK(kernel.source.find("(int)(ab::i64)((ab::u64)((ab::i64)n_ * (ab::i64)65536) / 65536ull)") != std::string::npos);
+  check_same(p, {{"n", 40000}}, 13);
+  check_same(p, {{"n", 50}}, 14);
+}
+
+TEST_CASE("launches outside CUDA's grid limits are refused before the kernel runs") {
+  const auto p = vm::parse(R"(program g(x: ptr<f32>, n: i32) grid(1, n) warps(1) {
+  %v = global_view x {shape=[n], strides=[1]}
+  %t = load_global %v[blockIdx.y] : f32[32] @ spatial(32) {masked}
+}
+)");
+  const auto sim = backend_cuda::SimKernel::build(p, passes::run_pipeline(p).kernel);
+  auto buffers = vm::random_buffers(p, {{"n", 65536}}, 1);
+  CHECK_THROWS_WITH(sim.launch(vm::as_arguments(buffers, {{"n", 65536}}), {1}),
+                    doctest::Contains("grid dimension y is 65536, outside CUDA's range 0..65535"));
+  CHECK_THROWS_WITH(backend_cuda::check_grid_limits("k", {std::int64_t{1} << 31, 1, 1}),
+                    doctest::Contains("grid dimension x is 2147483648"));
+  CHECK_NOTHROW(backend_cuda::check_grid_limits("k", {INT32_MAX, 65535, 65535}));
+}
