@@ -18,6 +18,7 @@
 // only f7e6m0, f8e6m1 and f8e7m0 -> f16, whose values f16 cannot hold (they round), and these are listed
 // in the kernel's fallbacks.
 #include <cmath>
+#include <map>
 
 #include "backend_cuda/emitter.h"
 
@@ -50,11 +51,24 @@ void Emitter::cast(const Instruction& inst) {
   const TensorType& from = type(inst.operands[0].name);
   const TensorType& to = type(inst.result);
   const std::int64_t n = to.layout->local_size();
-  if (n % 2 == 0 && vector_cast_supported(from.dtype, to.dtype)) return vector_cast(inst);
-  scalar_cast(inst);
+  // Result slot s converts source slot source_slot[s]: the identity, or the declared reordering, which
+  // must be the same in every thread to be a fixed register selection.
+  std::vector<std::int64_t> source_slot(static_cast<std::size_t>(n));
+  for (std::int64_t s = 0; s < n; ++s) source_slot[s] = s;
+  if (inst.type) {
+    for (std::int64_t t = 0; t < to.layout->num_threads(); ++t)
+      for (std::int64_t s = 0; s < n; ++s) {
+        const std::int64_t from_slot = from.layout->map(to.layout->logical_index(t, s)).local;
+        if (t == 0) source_slot[s] = from_slot;
+        else if (source_slot[s] != from_slot)
+          unsupported(inst, fmt::format("the slot reordering differs between threads 0 and {}", t));
+      }
+  }
+  if (n % 2 == 0 && vector_cast_supported(from.dtype, to.dtype)) return vector_cast(inst, source_slot);
+  scalar_cast(inst, source_slot);
 }
 
-void Emitter::vector_cast(const Instruction& inst) {
+void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot) {
   const TensorType& from = type(inst.operands[0].name);
   const TensorType& to = type(inst.result);
   const DataType src_t = from.dtype, dst_t = to.dtype;
@@ -82,12 +96,40 @@ void Emitter::vector_cast(const Instruction& inst) {
   }
   const std::uint32_t code_mask = (1u << N) - 1u;
   const std::int64_t offset = src_t.kind() == isa::TypeKind::SignedInt ? (std::int64_t{1} << (N - 1)) : 0;
+  // Integer codes whose pair sits at the same place in both halves of a word (a half-split packing): one
+  // lop3 keeps the pair's bits under the magic number (and flips signed codes' sign bits), one packed fma
+  // scales by 2^-r for codes r bits up and removes the magic: two instructions per pair. Codes too high
+  // for the magic's mantissa come from one shifted copy of the word, shared by the pairs it serves.
+  const int mantissa = f16 ? 10 : 7;
+  std::map<std::pair<std::int64_t, int>, std::string> shifted;  // (word, shift) -> variable
+  const auto shifted_word = [&](std::int64_t w, int by) {
+    if (by == 0) return fmt::format("{}[{}]", value(inst.operands[0].name), w);
+    auto [it, fresh] = shifted.try_emplace({w, by}, fmt::format("w{}_{}", w, by));
+    if (fresh) line("const ab::u32 {} = {}[{}] >> {};", it->second, value(inst.operands[0].name), w, by);
+    return it->second;
+  };
   for (std::int64_t j = 0; j < n / 2; ++j) {
-    const std::int64_t p0 = 2 * j * N, p1 = p0 + N;
-    if (src_t.is_integer() && N == 8) {
-      const std::int64_t w0 = p0 / 32, b0 = (p0 % 32) / 8, b1 = (p1 % 32) / 8;
-      const std::string word = fmt::format("{}[{}]", src, w0);  // both bytes share a word
-      if (f16) {
+    const std::int64_t p0 = source_slot[2 * j] * N, p1 = source_slot[2 * j + 1] * N;
+    if (src_t.is_integer() && N <= mantissa && p1 == p0 + 16 && p0 % 32 + N <= 16) {
+      const std::int64_t r = p0 % 32;
+      // Shift so that the code's top bit stays inside the mantissa; steps of `span` bits serve several pairs.
+      const int span = (mantissa - N) / N * N + N;
+      int by = static_cast<int>(r / span * span), at = static_cast<int>(r) - by;
+      if (at + N > mantissa) by = static_cast<int>(r), at = 0;
+      const std::uint32_t magic = f16 ? 0x6400u : 0x4300u;
+      const std::uint32_t mask = pair(code_mask << at);
+      const std::uint32_t c = pair(magic) | (offset != 0 ? pair(1u << (at + N - 1)) : 0u);
+      const double unit = std::ldexp(1.0, -at);
+      const double base = (f16 ? 1024.0 : 128.0) * unit + static_cast<double>(offset);
+      const std::uint32_t scale = pair(isa::encode(dst_t, unit)), shift = pair(isa::encode(dst_t, -base));
+      line("{}[{}] = ab::{}(ab::lop3<0x6a>({}, 0x{:08x}u, 0x{:08x}u), 0x{:08x}u, 0x{:08x}u);", dst, j, f16 ? "hfma2" : "bfma2",
+           shifted_word(p0 / 32, by), mask, c, scale, shift);
+      continue;
+    }
+    if (src_t.is_integer() && N == 8 && (!f16 || p0 / 32 == p1 / 32)) {
+      const std::int64_t b0 = (p0 % 32) / 8, b1 = (p1 % 32) / 8;
+      const std::string word = fmt::format("{}[{}]", src, p0 / 32), word1 = fmt::format("{}[{}]", src, p1 / 32);
+      if (f16) {  // both bytes share a word
         // bytes [code0, 0x64, code1, 0x64]: 1024 + code per half
         line("{}[{}] = ab::hsub2(ab::prmt({}, 0x64646464u, 0x{:x}u), 0x{:08x}u);", dst, j, word,
              b0 | (5u << 4) | (static_cast<unsigned>(b1) << 8) | (5u << 12), pair(0x6400u + static_cast<std::uint32_t>(offset)));
@@ -96,11 +138,11 @@ void Emitter::vector_cast(const Instruction& inst) {
         const auto sel = [](std::int64_t b) { return static_cast<unsigned>(b) | (4u << 4) | (4u << 8) | (7u << 12); };
         line("{}[{}] = ab::pack_bf16x2(ab::as_float(ab::prmt({}, 0x4b000000u, 0x{:x}u)) - {}.0f, "
              "ab::as_float(ab::prmt({}, 0x4b000000u, 0x{:x}u)) - {}.0f);",
-             dst, j, word, sel(b0), 8388608 + offset, word, sel(b1), 8388608 + offset);
+             dst, j, word, sel(b0), 8388608 + offset, word1, sel(b1), 8388608 + offset);
       }
       continue;
     }
-    if (src_t.is_integer() && N == 4 && f16 && p0 % 8 == 0) {
+    if (src_t.is_integer() && N == 4 && f16 && p0 % 8 == 0 && p1 == p0 + 4) {
       // Both codes in one byte: one prmt copies the byte into each half, one lop3 keeps the low nibble in
       // the low half and the high nibble (x16) in the high half under the magic 1024, and one packed fma
       // scales the high half by 1/16 and removes the magic (and the offset): 1.5 instructions per code.
@@ -175,7 +217,7 @@ void Emitter::vector_cast(const Instruction& inst) {
   line("}}");
 }
 
-void Emitter::scalar_cast(const Instruction& inst) {
+void Emitter::scalar_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot) {
   const TensorType& from = type(inst.operands[0].name);
   const TensorType& to = type(inst.result);
   const std::string src = value(inst.operands[0].name), dst = value(inst.result);
@@ -184,7 +226,8 @@ void Emitter::scalar_cast(const Instruction& inst) {
   const bool int_to_int = (from.dtype.is_integer() || from.dtype.is_bool()) && to.dtype.is_integer();
   if (!(from.dtype == to.dtype) && from.dtype.bits() <= 8 && (to.dtype == DataType::f16() || to.dtype == DataType::bf16()))
     fallbacks_.push_back(fmt::format("{}: cast {} -> {}: per element", inst.location, from.dtype.name(), to.dtype.name()));
-  std::string code = fmt::format("ab::get<{}>({}, s)", sb, src);
+  const bool reordered = inst.type.has_value();
+  std::string code = fmt::format("ab::get<{}>({}, {})", sb, src, reordered ? "from" : "s");
   std::string converted;
   if (from.dtype == to.dtype) {
     converted = code;
@@ -193,6 +236,11 @@ void Emitter::scalar_cast(const Instruction& inst) {
     converted = fmt::format("ab::saturate_int<{}, {}>({})", db, to.dtype.is_signed() ? "true" : "false", wide);
   } else {
     converted = encode_f32(to.dtype, decode_f32(from.dtype, code));
+  }
+  if (reordered) {  // slot by slot from the source slot the reordering names
+    for (std::int64_t s = 0; s < to.layout->local_size(); ++s)
+      line("{{ const int s = {}, from = {}; ab::set<{}>({}, s, {}); }}", s, source_slot[s], db, dst, converted);
+    return;
   }
   line("#pragma unroll");
   line("for (int s = 0; s < {}; ++s) ab::set<{}>({}, s, {});", to.layout->local_size(), db, dst, converted);

@@ -59,8 +59,8 @@ class Emitter {
 
   // emit_cast.cpp
   void cast(const Instruction& inst);
-  void vector_cast(const Instruction& inst);
-  void scalar_cast(const Instruction& inst);
+  void vector_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
+  void scalar_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
 
   // emit_compute.cpp
   void elementwise(const Instruction& inst);

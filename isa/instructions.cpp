@@ -18,6 +18,22 @@ bool same_replicas(const layout::RegisterLayout& a, const layout::RegisterLayout
   return true;
 }
 
+// "" when every thread holds the same elements (and replicas) in both layouts, slot orders aside; else the
+// first difference.
+std::string same_elements_per_thread(const layout::RegisterLayout& a, const layout::RegisterLayout& b) {
+  if (a.num_threads() != b.num_threads() || a.local_size() != b.local_size() || a.replication() != b.replication())
+    return fmt::format("{} threads x {} slots (replication {}) against {} x {} ({})", a.num_threads(), a.local_size(),
+                       a.replication(), b.num_threads(), b.local_size(), b.replication());
+  for (std::int64_t t = 0; t < b.num_threads(); ++t)
+    for (std::int64_t s = 0; s < b.local_size(); ++s) {
+      const layout::Shape idx = b.logical_index(t, s);
+      if (a.threads_of(idx) != b.threads_of(idx))
+        return fmt::format("element [{}] is in thread {}'s slot {} of the result but not in that thread before",
+                           fmt::join(idx, ","), t, s);
+    }
+  return "";
+}
+
 std::vector<OperandKind> operand_kinds(std::string_view spec) {
   std::vector<OperandKind> out;
   while (!spec.empty()) {
@@ -343,7 +359,18 @@ CheckResult check_instruction(const CheckInput& in) {
       if (e = scopes({Scope::Register}); !e.empty()) return fail(e);
       TensorType t = *ts[0];
       t.dtype = *inst.attrs.dtype;
-      return ok(t);
+      if (!inst.type) return ok(t);
+      // A declared result: the same elements in every thread, in another slot order (a packed format's
+      // code order differs from the order an instruction consumes).
+      const TensorType& to = *inst.type;
+      if (!(to.dtype == t.dtype))
+        return fail(fmt::format("the declared type {} must have the dtype attribute's type {}", describe(to), t.dtype.name()));
+      if (to.shape != t.shape) return fail(fmt::format("the declared type {} must keep the shape of {}", describe(to), describe(t)));
+      if (!to.layout || !t.layout) return fail("a cast with a declared type needs both layouts concrete");
+      if (e = check_register_layout(to, in.threads); !e.empty()) return fail(e);
+      if (e = same_elements_per_thread(*t.layout, *to.layout); !e.empty())
+        return fail(fmt::format("{} cannot become {} by reordering each thread's slots: {}", describe(t), describe(to), e));
+      return ok(to);
     }
     case Opcode::Neg:
     case Opcode::Abs:

@@ -18,7 +18,7 @@ enum class Opcode {
 };
 
 enum Attr : unsigned { DTYPE = 1, SHAPE = 2, STRIDES = 4, DIMS = 8, OP = 16, N = 32, INIT = 64, MASKED = 128 };
-enum class TypeDecl { None, Register, Shared };
+enum class TypeDecl { None, Register, Shared, OptionalRegister };
 
 // One operand: a tensor value (%name) or a pointer parameter (name), with a tile offset for T[] kinds.
 struct Operand {
@@ -42,7 +42,7 @@ struct Instruction {
   Opcode opcode = Opcode::SyncThreads;
   std::string result;                 // empty when the instruction has none
   std::vector<Operand> operands;
-  std::optional<TensorType> type;     // declared type (TypeDecl::Register/Shared)
+  std::optional<TensorType> type;     // declared type (TypeDecl::Register/Shared/OptionalRegister)
   Attributes attrs;
   std::string location;               // "line:col" of .vm text or "file:line" of a builder call; not compared
 

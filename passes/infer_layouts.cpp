@@ -108,6 +108,7 @@ class Inference {
       declared_.emplace_back(inst.result, &inst);
       if (inst.type->layout) assign(inst.result, *inst.type->layout, at + " %" + inst.result);
     }
+    if (inst.opcode == Opcode::Cast && inst.type) return;  // its declared layout is its own (a slot reordering)
     if (isa::is_elementwise(inst.opcode) || inst.opcode == Opcode::Cast) {
       for (const auto& op : ops) unite(inst.result, op.name, at);
       return;

@@ -72,7 +72,7 @@ expect_error "interp missing seed" 'random-inputs is required' -- "$vmc" interp 
 expect_error "unknown command" 'vmc|Usage|subcommand|not expected' -- "$vmc" frobnicate
 
 export ANYBIT_CACHE_DIR="$tmp/cache"
-expect_ok "compile to CUDA" '^extern "C" __global__ void __launch_bounds__\(64, 1\) vector_add\(' -- "$vmc" compile examples/vector_add.vm
+expect_ok "compile to CUDA" '^extern "C" __global__ void __maxnreg__\(255\) vector_add\(' -- "$vmc" compile examples/vector_add.vm
 expect_ok "compile to PTX uses 16-byte loads when n%4" 'ld\.global\.v4\.u32' -- "$vmc" compile examples/vector_add.vm --emit ptx --assume n%4
 expect_ok "compile --emit vm is the program after passes" '^program vector_add\(' -- "$vmc" compile examples/vector_add.vm --emit vm
 "$vmc" compile examples/tiled_matmul.vm --emit cubin --arch sm_90 -o "$tmp/mm.cubin" && [ -s "$tmp/mm.cubin" ] &&

@@ -174,6 +174,11 @@ Value Builder::cast(Value x, DataType to, Loc loc) {
   a.dtype = to;
   return emit(Opcode::Cast, {{x.name, {}}}, std::nullopt, a, loc);
 }
+Value Builder::cast(Value x, const TensorType& to, Loc loc) {
+  isa::Attributes a;
+  a.dtype = to.dtype;
+  return emit(Opcode::Cast, {{x.name, {}}}, to, a, loc);
+}
 Value Builder::neg(Value x, Loc loc) { return emit(Opcode::Neg, {{x.name, {}}}, std::nullopt, {}, loc); }
 Value Builder::abs(Value x, Loc loc) { return emit(Opcode::Abs, {{x.name, {}}}, std::nullopt, {}, loc); }
 Value Builder::add(Value a, Value b, Loc loc) { return emit(Opcode::Add, {{a.name, {}}, {b.name, {}}}, std::nullopt, {}, loc); }

@@ -63,6 +63,8 @@ class Builder {
   void sync_threads(Loc loc = Loc::current());
 
   Value cast(Value x, DataType to, Loc loc = Loc::current());
+  // The cast's result in `to`'s layout: each thread's elements in another slot order.
+  Value cast(Value x, const TensorType& to, Loc loc = Loc::current());
   Value neg(Value x, Loc loc = Loc::current());
   Value abs(Value x, Loc loc = Loc::current());
   Value add(Value a, Value b, Loc loc = Loc::current());

@@ -305,8 +305,10 @@ class BlockRunner {
       case Opcode::Cast: {
         const RegisterTile& x = get<RegisterTile>(ops[0].name);
         RegisterTile out = make_tile(typing_.values.at(inst.result), inst);
-        for_each_slot(out, [&](std::int64_t t, std::int64_t l, const Shape&) {
-          out.set(t, l, isa::encode(out.type.dtype, isa::decode(x.type.dtype, x.get(t, l))));
+        const bool reordered = inst.type.has_value();  // a declared layout: same elements, other slots
+        for_each_slot(out, [&](std::int64_t t, std::int64_t l, const Shape& index) {
+          const std::int64_t from = reordered ? x.type.layout->map(index).local : l;
+          out.set(t, l, isa::encode(out.type.dtype, isa::decode(x.type.dtype, x.get(t, from))));
         });
         values_[inst.result] = std::move(out);
         return;

@@ -373,7 +373,7 @@ class Parser {
       if (info.declares == isa::TypeDecl::None)
         throw error_at(here(), fmt::format("{} takes no declared type; remove ': ...'", name));
       inst.type = declared_type(info.declares == isa::TypeDecl::Shared);
-    } else if (info.declares != isa::TypeDecl::None) {
+    } else if (info.declares != isa::TypeDecl::None && info.declares != isa::TypeDecl::OptionalRegister) {
       fail(fmt::format("': TYPE' ({} declares its result type)", name));
     }
     if (accept('{')) attributes(inst);

@@ -119,7 +119,7 @@ class Verifier {
       return fail(fmt::format("takes {} operands, got {}", info.operands.size(), inst.operands.size()));
     if (info.has_result == inst.result.empty())
       return fail(info.has_result ? "needs a result name" : "produces no value but names a result");
-    if ((info.declares != isa::TypeDecl::None) != inst.type.has_value())
+    if (info.declares != isa::TypeDecl::OptionalRegister && (info.declares != isa::TypeDecl::None) != inst.type.has_value())
       return fail(info.declares != isa::TypeDecl::None ? "needs a declared result type" : "takes no declared type");
     if (inst.type && (inst.type->scope == isa::Scope::Shared) != (info.declares == isa::TypeDecl::Shared))
       return fail("declares the wrong kind of tile (shared vs register)");

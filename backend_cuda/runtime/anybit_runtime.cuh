@@ -19,6 +19,7 @@
 #define __global__
 #define __shared__
 #define __launch_bounds__(...)
+#define __maxnreg__(n)
 #define __restrict__
 #define __align__(x) alignas(x)
 #endif
