@@ -160,7 +160,11 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     // Codes at bit `pos` of each half: 0 for integers, high-aligned (16 - N) for small floats.
     const std::int64_t pos = src_t.is_integer() ? 0 : 16 - N;
     std::string x;
-    if (p1 - p0 == 16) {
+    if (!src_t.is_integer() && N == 8) {
+      // One prmt puts each byte in the top of its half; the low bytes are don't-cares (masked below).
+      const unsigned b0 = static_cast<unsigned>(p0 % 32 / 8), b1 = static_cast<unsigned>(p1 % 32 / 8) + (p1 / 32 == p0 / 32 ? 0u : 4u);
+      x = fmt::format("ab::prmt({}[{}], {}[{}], 0x{:x}u)", src, p0 / 32, src, p1 / 32, b0 | (b0 << 4) | (b1 << 8) | (b1 << 12));
+    } else if (p1 - p0 == 16) {
       x = field(src, src_words, p0 - pos);
     } else {
       x = fmt::format("ab::lop3<0xe4>({}, {}, 0x0000ffffu)", field(src, src_words, p0 - pos),
@@ -194,8 +198,9 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     // Special codes: compare the high-aligned magnitude bits of each half.
     const std::uint32_t mag_hi = ((1u << (E + M)) - 1u) << (16 - N);
     const std::uint32_t nan = f16 ? 0x7E00u : 0x7FC0u, inf = f16 ? 0x7C00u : 0x7F80u;
-    if (src_t.has_nan() && !src_t.has_inf())  // f8e4m3: S.1111.111
-      result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi, mag_hi, nan);
+    if (src_t.has_nan() && !src_t.has_inf())  // f8e4m3: S.1111.111; adding one unit carries into bit 15
+      result = fmt::format("ab::nan_where_all_ones({}, x, 0x{:08x}u, 0x{:08x}u, 0x{:08x}u)", result, pair(mag_hi),
+                           pair(1u << (16 - N)), pair(nan));
     if (src_t.has_inf() && !f16) {  // f8e5m2 to bf16: exponent all ones is inf (m = 0) or NaN
       const std::uint32_t exp_hi = ((1u << E) - 1u) << (16 - N + M);
       result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi, exp_hi, inf);

@@ -28,11 +28,18 @@ using namespace layout;
 RegisterLayout weight_layout(int warps, int steps) {
   return local({steps, 1}) * spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_b();
 }
+RegisterLayout accumulator_layout(int warps) { return spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_c(); }
+
+
+double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decode(f.activations, code); }
+
+}  // namespace
+
 // The order of a lane's codes in its packed stream. For 1, 2 and 4-bit codes each 32-bit word holds the
 // first weight of each of its mma pairs in its low half and the second in its high half, at the same bit
 // offset (pair i at bits i*b and 16 + i*b), so one lop3 and one packed fma decode a pair; other widths, and
 // lanes whose codes fill less than a word, keep the fragment order. Same elements per lane as `fragment`, only the slot order differs.
-RegisterLayout code_layout(const RegisterLayout& fragment, int bits) {
+RegisterLayout half_split_layout(const RegisterLayout& fragment, int bits) {
   if (bits > 4 || 16 % bits != 0 || fragment.local_size() * bits % 32 != 0) return fragment;
   std::vector<layout::Mode> modes = fragment.modes();
   std::vector<std::vector<int>> dims = fragment.dim_modes();
@@ -64,13 +71,6 @@ RegisterLayout code_layout(const RegisterLayout& fragment, int bits) {
   locals.insert(locals.begin() + static_cast<std::ptrdiff_t>(k), pair);
   return RegisterLayout(fragment.rank(), modes, dims, fragment.spatial(), locals);
 }
-
-RegisterLayout accumulator_layout(int warps) { return spatial({1, warps}) * local({1, 2}) * mma_m16n8k16_c(); }
-
-
-double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decode(f.activations, code); }
-
-}  // namespace
 
 void validate(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K) {
   const DataType w = f.weights;
@@ -187,7 +187,7 @@ template <typename Fn>
 void for_each_packed_code(const QuantFormat& f, std::int64_t N, std::int64_t K, Fn fn) {
   const int b = f.weights.bits(), c = chunk_steps(f);
   const std::int64_t tiles = N / 16;
-  const RegisterLayout l = code_layout(weight_layout(1, c), b);
+  const RegisterLayout l = half_split_layout(weight_layout(1, c), b);
   for (std::int64_t kc = 0; kc < K / (16 * c); ++kc)
     for (std::int64_t tile = 0; tile < tiles; ++tile)
       for (int lane = 0; lane < 32; ++lane)
@@ -349,7 +349,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     }
     a = bld.name(a, "a");
     bytes = bld.name(bytes, "bytes");
-    auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, code_layout(wl, b))), "codes");
+    auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, half_split_layout(wl, b))), "codes");
     auto w = bld.name(bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)), "w");
     if (f.zeros != ZeroMode::None) {
       const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;

@@ -98,6 +98,12 @@ std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K);
 
 // The kernel as a VM program: parameters A, Wp (packed), S, [Z], [B (bias)], C, M, N, K; with split_k > 1
 // the parameters are A, Wp, S, [Z], P (f32 workspace, split_k x M x N), M, N, K and splitk_reduce finishes.
+// The order of a lane's codes in its packed stream: `fragment` (the mma operand order) with each 32-bit
+// word of 1, 2 or 4-bit codes holding the first weight of each of its pairs (adjacent slots) in its low
+// half and the second in its high half, at the same offset, so that one lop3 and one packed fma decode a
+// pair. Other widths, and fragments whose lanes hold less than a word, are returned unchanged.
+layout::RegisterLayout half_split_layout(const layout::RegisterLayout& fragment, int bits);
+
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
 
 // The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation

@@ -504,6 +504,12 @@ AB_DEVICE u32 replace_halves(u32 d, u32 x, u32 mask, u32 value, u32 replacement)
   return out;
 }
 
+// Per half: NaN (the `nan` pattern OR'd in, sign kept) where x's `mag` bits are all ones. Adding one unit
+// of the field carries into bit 15 exactly then; a sign-replicating prmt spreads that bit over the half.
+AB_DEVICE u32 nan_where_all_ones(u32 d, u32 x, u32 mag, u32 unit, u32 nan) {
+  return lop3<0xf8>(d, prmt((x & mag) + unit, 0u, 0xBB99u), nan);
+}
+
 AB_DEVICE u32 shfl_xor(u32 v, int lane_mask) {
 #if defined(__CUDA_ARCH__)
   return __shfl_xor_sync(0xFFFFFFFFu, v, lane_mask);

@@ -14,6 +14,7 @@
 #include "layout/mma_layouts.h"
 #include "passes/pipeline.h"
 #include "programs/examples.h"
+#include "programs/quant_matmul.h"
 #include "vm/builder.h"
 #include "vm/host_buffers.h"
 
@@ -109,6 +110,53 @@ TEST_CASE("dequant of packed codes: every code of every format to f16, bf16 and 
     CAPTURE(out.name());
     check_same(dequant_all(out), {}, 4, {}, every_code);
   }
+}
+
+namespace {
+
+// Packed codes of every format viewed in `packed` order (slots reordered from the mma B order of a
+// [64,16] weight tile: 32 slots a lane), cast to `out` in that mma order.
+vm::Program dequant_reordered(DataType out, bool half_split) {
+  vm::Builder b(half_split ? "dequant_half_split" : "dequant_reversed", 1);
+  const RegisterLayout fragment = local({4, 1}) * local({1, 2}) * mma_m16n8k16_b();
+  for (DataType code : isa::all_dtypes()) {
+    if (code.bits() > 8 || code.is_bool()) continue;
+    RegisterLayout packed = programs::half_split_layout(fragment, code.bits());
+    if (!half_split) {  // every lane's slots in reverse order
+      std::vector<int> locals(fragment.local().rbegin(), fragment.local().rend());
+      packed = RegisterLayout(fragment.rank(), fragment.modes(), fragment.dim_modes(), fragment.spatial(), locals);
+    }
+    const int bytes = 4 * code.bits();  // 32 codes a lane
+    auto q = b.pointer("q_" + code.name(), DataType::unsigned_int(8));
+    auto o = b.pointer("out_" + code.name(), out);
+    auto vq = b.global_view(q, {32, bytes}, {bytes, 1});
+    auto vo = b.global_view(o, {64, 16}, {16, 1});
+    auto raw = b.load_global(vq, {0, 0}, vm::reg(DataType::unsigned_int(8), {32, bytes}, spatial({32, 1}) * local({1, bytes})));
+    auto codes = b.view(raw, vm::reg(code, {64, 16}, packed));
+    b.store_global(b.cast(codes, vm::reg(out, {64, 16}, fragment)), vo, {0, 0});
+  }
+  return b.build();
+}
+
+}  // namespace
+
+TEST_CASE("casts with a declared slot order: half-split pairs and reversed slots, every format, bit-exact") {
+  auto every_code = [](vm::HostBuffers& buffers) {
+    for (DataType code : isa::all_dtypes()) {
+      if (code.bits() > 8 || code.is_bool()) continue;
+      auto& q = buffers.at("q_" + code.name());
+      for (std::size_t i = 0; i < 1024; ++i) isa::write_code(q, i, code.bits(), static_cast<std::uint32_t>(i * 7 + i / 256) & code.code_mask());
+    }
+  };
+  for (bool half_split : {true, false})
+    for (DataType out : {DataType::f16(), DataType::bf16(), DataType::f32()}) {
+      CAPTURE(half_split);
+      CAPTURE(out.name());
+      check_same(dequant_reordered(out, half_split), {}, 15, {}, every_code);
+    }
+  // The half-split order is what makes 1, 2 and 4-bit integer pairs two instructions.
+  const auto kernel = passes::run_pipeline(dequant_reordered(DataType::f16(), true)).kernel;
+  CHECK(kernel.source.find("ab::hfma2(ab::lop3<0x6a>(t_") != std::string::npos);
 }
 
 TEST_CASE("casts from f32 to every type encode like the host (NaN, inf, subnormals, saturation)") {

@@ -243,3 +243,20 @@ TEST_CASE("buffers are sized from the views and refuse absurd sizes") {
                        Error);
   CHECK_THROWS_WITH_AS(vm::buffer_sizes(p, {{"M", 3}}), doctest::Contains("cannot size buffer 'A'"), Error);
 }
+
+TEST_CASE("a cast with a declared layout converts each element into its new slot") {
+  // Each thread's four elements, stored row-major in its slots before and column-major after.
+  const auto out = run_text(R"(program reorder(x: ptr<f32>, y: ptr<f16>) grid(1) warps(1) {
+  %gx = global_view x {shape=[2, 64], strides=[64, 1]}
+  %gy = global_view y {shape=[2, 64], strides=[64, 1]}
+  %a = load_global %gx[0, 0] : f32[2,64] @ spatial(1,32) * local(2,2)
+  %b = cast %a : f16[2,64] @ spatial(1,32) * column_local(2,2) {dtype=f16}
+  store_global %b, %gy[0, 0]
+}
+)",
+                            {}, 5);
+  for (std::size_t i = 0; i < 128; ++i) {
+    const double x = isa::decode(DataType::f32(), isa::read_code(out.at("x"), i, 32));
+    CHECK(isa::decode(DataType::f16(), isa::read_code(out.at("y"), i, 16)) == isa::decode(DataType::f16(), isa::encode(DataType::f16(), x)));
+  }
+}

@@ -70,6 +70,11 @@ TEST_CASE("each verifier rule has its own message") {
       {v + "  %x = load_global %g[0] : f32[64] @ spatial(64)\n", "spreads the tile over 64 threads but the block has 32 (1 warps)"},
       {v + "  %x = load_global %g[0] : f32[16] @ spatial(32)\n", "layout spatial(32) has shape [32] but the tile is [16]"},
       {x + "  %h = cast %x {dtype=f16}\n  %y = add %x, %h\n", "add: add operands must have one dtype, got f32 and f16"},
+      {x + "  %h = cast %x : f32[32] @ spatial(32) {dtype=f16}\n", "the declared type f32[32] @ spatial(32) must have the dtype attribute's type f16"},
+      {x + "  %h = cast %x : f16[16] @ spatial(16) {dtype=f16}\n", "must keep the shape of f16[32] @ spatial(32)"},
+      {v + "  %y = load_global %g[0] : f32[64] @ spatial(32) * local(2)\n  %h = cast %y : f16[64] @ local(2) * spatial(32) {dtype=f16}\n",
+       "f16[64] @ spatial(32) * local(2) cannot become f16[64] @ local(2) * spatial(32) by reordering each thread's slots: "
+       "element [32] is in thread 0's slot 1 of the result but not in that thread before"},
       {x + "  %y = load_global %g[0] : f32[64] @ spatial(32) * local(2)\n  %z = add %x, %y\n",
        "add operands must have one shape, got [32] and [64]"},
       {x + "  %y = load_global %g[0] : f32[32] @ column_spatial(32)\n  %u = load_global %g[0] : f32[32] @ "
