@@ -208,11 +208,12 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
         result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi,
                              exp_hi | (m << (16 - N)), nan);
     }
-    if (f16 && E == 5 && !src_t.has_inf()) {  // f6e5m0, f7e5m1: exponent 31 is finite >= 65536, which rounds to inf
+    if (f16 && E == 5 && !src_t.has_inf() && M > 0) {
+      // f7e5m1: exponent 31 is finite >= 65536, which rounds to inf; the fields map straight across, so
+      // clearing the mantissa where the exponent is all ones gives inf (f6e5m0 has no mantissa: already inf).
       const std::uint32_t exp_hi = ((1u << E) - 1u) << (16 - N + M);
-      for (std::uint32_t m = 0; m < (1u << M); ++m)
-        result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi,
-                             exp_hi | (m << (16 - N)), inf);
+      result = fmt::format("ab::clear_where_all_ones({}, x, 0x{:08x}u, 0x{:08x}u, 0x{:08x}u)", result, pair(exp_hi),
+                           pair(1u << (16 - N + M)), pair(0x03ffu));
     }
     line("{}[{}] = {};", dst, j, result);
     --indent_;

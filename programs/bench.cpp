@@ -56,7 +56,7 @@ struct Compiled {
 
 Compiled compile(const vm::Program& program, const std::string& arch) {
   passes::PipelineOptions options;
-  options.emit.divisibility = {{"N", 16}, {"K", 16}};
+  options.emit.divisibility = programs::quant_matmul_divisibility();
   auto lowered = passes::run_pipeline(program, options);
   backend_cuda::KernelCache cache(backend_cuda::KernelCache::default_directory());
   auto binary = cache.get_or_compile(lowered.kernel, {arch});
@@ -73,7 +73,9 @@ double simulated_block_bytes(const QuantFormat& f, const Schedule& s, std::int64
   const auto program = programs::quant_matmul(f, one);
   auto& sim = kernels[program.name];
   if (!sim) {
-    const auto lowered = passes::run_pipeline(program);
+    passes::PipelineOptions options;
+    options.emit.divisibility = programs::quant_matmul_divisibility();
+    const auto lowered = passes::run_pipeline(program, options);
     sim = std::make_unique<backend_cuda::SimKernel>(backend_cuda::SimKernel::build(lowered.program, lowered.kernel));
   }
   const std::int64_t groups = K / f.group;

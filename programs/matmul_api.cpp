@@ -37,7 +37,7 @@ Compiled& compiled(const vm::Program& program) {
   auto& slot = cache[program.name];
   if (!slot) {
     passes::PipelineOptions options;
-    options.emit.divisibility = {{"N", 16}, {"K", 16}};  // guaranteed by programs::validate
+    options.emit.divisibility = programs::quant_matmul_divisibility();
     auto lowered = passes::run_pipeline(program, options);
     slot = std::make_unique<Compiled>(Compiled{lowered.program, lowered.kernel, nullptr});
   }

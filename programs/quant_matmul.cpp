@@ -231,6 +231,8 @@ std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector
   return codes;
 }
 
+std::map<std::string, std::int64_t> quant_matmul_divisibility() { return {{"N", 16}, {"K", 16}}; }
+
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   validate(s);
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);

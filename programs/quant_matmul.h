@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,11 @@ std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K);
 layout::RegisterLayout half_split_layout(const layout::RegisterLayout& fragment, int bits);
 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
+
+// What validate() guarantees about quant_matmul's parameters, as divisibility facts for the emitter
+// (EmitOptions::divisibility): every caller that lowers the kernel passes these, so a kernel measured,
+// simulated or reported is the one that runs.
+std::map<std::string, std::int64_t> quant_matmul_divisibility();
 
 // The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation
 // type. Parameters P, [B], C, M, N.

@@ -510,6 +510,11 @@ AB_DEVICE u32 nan_where_all_ones(u32 d, u32 x, u32 mag, u32 unit, u32 nan) {
   return lop3<0xf8>(d, prmt((x & mag) + unit, 0u, 0xBB99u), nan);
 }
 
+// Per half: d with the `clear` bits cleared where x's `mask` bits are all ones (the same carry test).
+AB_DEVICE u32 clear_where_all_ones(u32 d, u32 x, u32 mask, u32 unit, u32 clear) {
+  return lop3<0x70>(d, prmt((x & mask) + unit, 0u, 0xBB99u), clear);
+}
+
 AB_DEVICE u32 shfl_xor(u32 v, int lane_mask) {
 #if defined(__CUDA_ARCH__)
   return __shfl_xor_sync(0xFFFFFFFFu, v, lane_mask);
