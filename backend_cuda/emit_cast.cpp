@@ -65,6 +65,18 @@ void Emitter::cast(const Instruction& inst) {
       }
   }
   if (n % 2 == 0 && vector_cast_supported(from.dtype, to.dtype)) return vector_cast(inst, source_slot);
+  const DataType f = from.dtype;
+  if (to.dtype == DataType::f32() && f.is_float() && f.bits() <= 8 && !f.has_inf() && !f.has_nan())
+    return small_float_to_f32(inst, source_slot);
+  if (f == DataType::f32() && (to.dtype == DataType::f16() || to.dtype == DataType::bf16()) && n % 2 == 0) {
+    // One packed conversion per destination register (cvt.rn.f16x2.f32 / cvt.rn.bf16x2.f32).
+    const std::string src = value(inst.operands[0].name), dst = value(inst.result);
+    declare_tile(inst.result, to);
+    for (std::int64_t j = 0; j < n / 2; ++j)
+      line("{}[{}] = ab::pack_{}x2(ab::as_float({}[{}]), ab::as_float({}[{}]));", dst, j, to.dtype.name(), src,
+           source_slot[2 * j], src, source_slot[2 * j + 1]);
+    return;
+  }
   scalar_cast(inst, source_slot);
 }
 
@@ -221,6 +233,28 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   }
   --indent_;
   line("}}");
+}
+
+// Small floats without inf or NaN to f32, one element per register: the code's sign to bit 31, its
+// exponent and mantissa shifted into f32's fields, then one multiply by 2^(127 - bias): exact for every
+// code (subnormals become f32 subnormals times a power of two; no f32 field is all ones). The formats whose
+// values f16 cannot hold (f6e5m0 to f8e7m0) reach the matmul this way.
+void Emitter::small_float_to_f32(const Instruction& inst, const std::vector<std::int64_t>& source_slot) {
+  const TensorType& from = type(inst.operands[0].name);
+  const TensorType& to = type(inst.result);
+  const DataType t = from.dtype;
+  const int N = t.bits(), E = t.exponent_bits(), M = t.mantissa_bits();
+  const std::string src = value(inst.operands[0].name), dst = value(inst.result);
+  declare_tile(inst.result, to);
+  const std::uint32_t magnitude = ((1u << (E + M)) - 1u) << (23 - M);
+  const std::uint32_t scale = static_cast<std::uint32_t>(254 - t.exponent_bias()) << 23;  // 2^(127 - bias)
+  for (std::int64_t s = 0; s < to.layout->local_size(); ++s) {
+    const std::int64_t p = source_slot[s] * N;  // the code's bits: [p, p + N) of the source's words
+    const std::string x = field(src, words(from), p + N - 32);  // sign at bit 31
+    line("{{ const ab::u32 x = {}; {}[{}] = ab::as_u32(ab::as_float(ab::lop3<0xec>(x, (x >> {}) & 0x{:08x}u, 0x80000000u)) * "
+         "ab::as_float(0x{:08x}u)); }}",
+         x, dst, s, 8 - E, magnitude, scale);
+  }
 }
 
 void Emitter::scalar_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot) {

@@ -61,6 +61,7 @@ class Emitter {
   void cast(const Instruction& inst);
   void vector_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
   void scalar_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
+  void small_float_to_f32(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
 
   // emit_compute.cpp
   void elementwise(const Instruction& inst);

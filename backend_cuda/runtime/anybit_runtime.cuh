@@ -486,6 +486,17 @@ AB_DEVICE u32 hfma2(u32 a, u32 b, u32 c) {
 AB_DEVICE u32 badd2(u32 a, u32 b) { return bfma2(a, 0x3F803F80u, b); }
 AB_DEVICE u32 bsub2(u32 a, u32 b) { return bfma2(b, 0xBF80BF80u, a); }
 AB_DEVICE u32 bmul2(u32 a, u32 b) { return bfma2(a, b, 0x80008000u); }
+AB_DEVICE u32 pack_f16x2(float lo, float hi) {
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));  // the first source goes to the upper half
+  return d;
+#else
+  AB_COUNT();
+  return f32_to_f16(lo) | (f32_to_f16(hi) << 16);
+#endif
+}
+
 AB_DEVICE u32 pack_bf16x2(float lo, float hi) {
 #if defined(__CUDA_ARCH__)
   u32 d;
