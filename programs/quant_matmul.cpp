@@ -18,11 +18,6 @@ using isa::DataType;
 using isa::Expr;
 using namespace layout;
 
-// Layout of a warp group's 16 x (16 * warps) weight tile (k x n) in the mma B operand arrangement:
-// warps side by side along n, two n8 fragments per warp.
-// K steps of 16 whose codes one lane loads at once: up to 4 (8 * 4 codes, 4b bytes: 16 for int4), never
-// more than a scale group.
-
 // Layout of a warp group's (16 * steps) x (16 * warps) weight tile (k x n) in the mma B operand
 // arrangement: warps side by side along n, two n8 fragments per warp, K steps in local slots.
 RegisterLayout weight_layout(int warps, int steps) {
