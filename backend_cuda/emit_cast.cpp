@@ -113,6 +113,16 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   // scales by 2^-r for codes r bits up and removes the magic: two instructions per pair. Codes too high
   // for the magic's mantissa come from one shifted copy of the word, shared by the pairs it serves.
   const int mantissa = f16 ? 10 : 7;
+  // Formats of at most 8 codes whose f16 values all have a zero low byte (every 3-bit format; code 0 is
+  // +0): one prmt looks both codes of a pair up in a two-register table of high bytes.
+  const std::string src_raw = value(inst.operands[0].name);
+  std::uint32_t table[2] = {0, 0};
+  bool lut = f16 && N <= 3 && isa::encode(dst_t, isa::decode(src_t, 0)) == 0;
+  for (std::uint32_t c = 0; lut && c < (1u << N); ++c) {
+    const std::uint32_t h = isa::encode(dst_t, isa::decode(src_t, c));
+    lut = (h & 0xFFu) == 0;
+    table[c / 4] |= (h >> 8) << (8 * (c % 4));
+  }
   std::map<std::pair<std::int64_t, int>, std::string> shifted;  // (word, shift) -> variable
   const auto shifted_word = [&](std::int64_t w, int by) {
     if (by == 0) return fmt::format("{}[{}]", value(inst.operands[0].name), w);
@@ -152,6 +162,14 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
              "ab::as_float(ab::prmt({}, 0x4b000000u, 0x{:x}u)) - {}.0f);",
              dst, j, word, sel(b0), 8388608 + offset, word1, sel(b1), 8388608 + offset);
       }
+      continue;
+    }
+    if (lut) {
+      // Both codes index the table of f16 high bytes (low bytes are zero): a prmt selector with the
+      // first code in nibble 1, the second in nibble 3, and byte 0 (code 0, +0) under both low bytes.
+      const std::string a = field(src_raw, src_words, p0 - 4), b = field(src_raw, src_words, p1 - 12);
+      line("{}[{}] = ab::prmt(0x{:08x}u, 0x{:08x}u, ab::lop3<0xf8>({} & 0x{:x}u, {}, 0x{:x}u));", dst, j, table[0], table[1], a,
+           code_mask << 4, b, code_mask << 12);
       continue;
     }
     if (src_t.is_integer() && N == 4 && f16 && p0 % 8 == 0 && p1 == p0 + 4) {
