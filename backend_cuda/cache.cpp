@@ -20,7 +20,7 @@ namespace anybit::backend_cuda {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'B', 'K', 'C', 'A', 'C', 'H', '1'};
-constexpr const char* kAnybitVersion = "0.1.0";
+constexpr const char* kAnybitVersion = ANYBIT_VERSION;  // the project version (CMakeLists.txt)
 
 std::string sha256_raw(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
