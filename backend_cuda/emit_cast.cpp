@@ -7,13 +7,18 @@
 //                 4-bit codes to f16 take one prmt (the pair's byte into each half), one lop3 and one packed
 //                 fma (x1 low, x1/16 high, minus the magic); 8-bit codes to f16 use one prmt with 0x64
 //                 bytes; 8-bit codes to bf16 go through f32
-//                 (prmt with 0x4B, one subtract each, one cvt.rn.bf16x2).
+//                 (prmt with 0x4B, one subtract each, one cvt.rn.bf16x2); pairs half-split across a word
+//                 (1/2/4-bit packings) take one lop3 and one packed fma; 3-bit codes to f16 one prmt
+//                 into a table of high bytes.
 //   small floats: codes high-aligned in each half; sign kept, exponent and mantissa shifted right by
 //                 (5 - E) for f16 or (8 - E) for bf16, then one packed multiply by 2^(15 - bias) or
 //                 2^(127 - bias); exact for every code, subnormals included (REFERENCE.md). Codes whose
 //                 value the destination's exponent field would misread (NaN of f8e4m3; inf/NaN of f8e5m2
 //                 in bf16; exponent-31 codes of f6e5m0/f7e5m1, >= 65536, which round to inf in f16) are
 //                 patched per half.
+// Small floats without inf/NaN to f32: fields shifted into place and one multiply; f32 to f16/bf16: one
+// packed cvt per register. A cast that declares its result layout reads each result slot from the source
+// slot holding the same element.
 // Every other pair converts slot by slot (decode to f32, encode); among low-bit -> f16/bf16 pairs that is
 // only f7e6m0, f8e6m1 and f8e7m0 -> f16, whose values f16 cannot hold (they round), and these are listed
 // in the kernel's fallbacks.
@@ -92,30 +97,31 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   declare_tile(inst.result, to);
   line("{{");
   ++indent_;
-  std::string src = value(inst.operands[0].name);
-  if (src_t.kind() == isa::TypeKind::SignedInt) {
-    // Flip every code's sign bit once per source word: offset binary, code + 2^(N-1).
-    line("ab::u32 flipped[{}];", src_words);
-    for (int w = 0; w < src_words; ++w) {
-      std::uint32_t sign_bits = 0;
-      for (std::int64_t s = 0; s < n; ++s) {
-        const std::int64_t bit = s * N + N - 1;
-        if (bit / 32 == w) sign_bits |= 1u << (bit % 32);
+  const std::string src_raw = value(inst.operands[0].name);
+  // The codes as the generic and byte paths read them: signed codes in offset binary (code + 2^(N-1)),
+  // every sign bit flipped once per source word, emitted on first use (the half-split, table and nibble
+  // paths fold the flip into their own lop3 or need none).
+  bool flipped = false;
+  const auto src = [&]() -> std::string {
+    if (src_t.kind() != isa::TypeKind::SignedInt) return src_raw;
+    if (!flipped) {
+      line("ab::u32 flipped[{}];", src_words);
+      for (int w = 0; w < src_words; ++w) {
+        std::uint32_t sign_bits = 0;
+        for (std::int64_t s = 0; s < n; ++s) {
+          const std::int64_t bit = s * N + N - 1;
+          if (bit / 32 == w) sign_bits |= 1u << (bit % 32);
+        }
+        line("flipped[{}] = {}[{}] ^ 0x{:08x}u;", w, src_raw, w, sign_bits);
       }
-      line("flipped[{}] = {}[{}] ^ 0x{:08x}u;", w, src, w, sign_bits);
+      flipped = true;
     }
-    src = "flipped";
-  }
+    return "flipped";
+  };
   const std::uint32_t code_mask = (1u << N) - 1u;
   const std::int64_t offset = src_t.kind() == isa::TypeKind::SignedInt ? (std::int64_t{1} << (N - 1)) : 0;
-  // Integer codes whose pair sits at the same place in both halves of a word (a half-split packing): one
-  // lop3 keeps the pair's bits under the magic number (and flips signed codes' sign bits), one packed fma
-  // scales by 2^-r for codes r bits up and removes the magic: two instructions per pair. Codes too high
-  // for the magic's mantissa come from one shifted copy of the word, shared by the pairs it serves.
-  const int mantissa = f16 ? 10 : 7;
   // Formats of at most 8 codes whose f16 values all have a zero low byte (every 3-bit format; code 0 is
   // +0): one prmt looks both codes of a pair up in a two-register table of high bytes.
-  const std::string src_raw = value(inst.operands[0].name);
   std::uint32_t table[2] = {0, 0};
   bool lut = f16 && N <= 3 && isa::encode(dst_t, isa::decode(src_t, 0)) == 0;
   for (std::uint32_t c = 0; lut && c < (1u << N); ++c) {
@@ -123,11 +129,16 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     lut = (h & 0xFFu) == 0;
     table[c / 4] |= (h >> 8) << (8 * (c % 4));
   }
+  // Integer codes whose pair sits at the same place in both halves of a word (a half-split packing): one
+  // lop3 keeps the pair's bits under the magic number (and flips signed codes' sign bits), one packed fma
+  // scales by 2^-r for codes r bits up and removes the magic: two instructions per pair. Codes too high
+  // for the magic's mantissa come from one shifted copy of the word, shared by the pairs it serves.
+  const int mantissa = f16 ? 10 : 7;
   std::map<std::pair<std::int64_t, int>, std::string> shifted;  // (word, shift) -> variable
   const auto shifted_word = [&](std::int64_t w, int by) {
-    if (by == 0) return fmt::format("{}[{}]", value(inst.operands[0].name), w);
+    if (by == 0) return fmt::format("{}[{}]", src_raw, w);
     auto [it, fresh] = shifted.try_emplace({w, by}, fmt::format("w{}_{}", w, by));
-    if (fresh) line("const ab::u32 {} = {}[{}] >> {};", it->second, value(inst.operands[0].name), w, by);
+    if (fresh) line("const ab::u32 {} = {}[{}] >> {};", it->second, src_raw, w, by);
     return it->second;
   };
   for (std::int64_t j = 0; j < n / 2; ++j) {
@@ -150,7 +161,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     }
     if (src_t.is_integer() && N == 8 && (!f16 || p0 / 32 == p1 / 32)) {
       const std::int64_t b0 = (p0 % 32) / 8, b1 = (p1 % 32) / 8;
-      const std::string word = fmt::format("{}[{}]", src, p0 / 32), word1 = fmt::format("{}[{}]", src, p1 / 32);
+      const std::string word = fmt::format("{}[{}]", src(), p0 / 32), word1 = fmt::format("{}[{}]", src(), p1 / 32);
       if (f16) {  // both bytes share a word
         // bytes [code0, 0x64, code1, 0x64]: 1024 + code per half
         line("{}[{}] = ab::hsub2(ab::prmt({}, 0x64646464u, 0x{:x}u), 0x{:08x}u);", dst, j, word,
@@ -184,7 +195,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       // Signed codes: the sign flip joins the lop3, (x & mask) ^ (magic | sign bits), on the unflipped word.
       const bool flip = offset != 0;
       line("{}[{}] = ab::hfma2(ab::lop3<0x{:x}>(ab::prmt({}[{}], 0u, 0x{:x}u), 0x00f0000fu, 0x{:08x}u), 0x{:08x}u, 0x{:08x}u);", dst,
-           j, flip ? 0x6a : 0xea, value(inst.operands[0].name), w0, sel, flip ? 0x64806408u : 0x64006400u, scale, shift);
+           j, flip ? 0x6a : 0xea, src_raw, w0, sel, flip ? 0x64806408u : 0x64006400u, scale, shift);
       continue;
     }
     // Codes at bit `pos` of each half: 0 for integers, high-aligned (16 - N) for small floats.
@@ -193,12 +204,12 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     if (!src_t.is_integer() && N == 8) {
       // One prmt puts each byte in the top of its half; the low bytes are don't-cares (masked below).
       const unsigned b0 = static_cast<unsigned>(p0 % 32 / 8), b1 = static_cast<unsigned>(p1 % 32 / 8) + (p1 / 32 == p0 / 32 ? 0u : 4u);
-      x = fmt::format("ab::prmt({}[{}], {}[{}], 0x{:x}u)", src, p0 / 32, src, p1 / 32, b0 | (b0 << 4) | (b1 << 8) | (b1 << 12));
+      x = fmt::format("ab::prmt({}[{}], {}[{}], 0x{:x}u)", src_raw, p0 / 32, src_raw, p1 / 32, b0 | (b0 << 4) | (b1 << 8) | (b1 << 12));
     } else if (p1 - p0 == 16) {
-      x = field(src, src_words, p0 - pos);
+      x = field(src(), src_words, p0 - pos);
     } else {
-      x = fmt::format("ab::lop3<0xe4>({}, {}, 0x0000ffffu)", field(src, src_words, p0 - pos),
-                      field(src, src_words, p1 - 16 - pos));  // low half from the first, high from the second
+      x = fmt::format("ab::lop3<0xe4>({}, {}, 0x0000ffffu)", field(src(), src_words, p0 - pos),
+                      field(src(), src_words, p1 - 16 - pos));  // low half from the first, high from the second
     }
     if (src_t.is_integer()) {
       const std::uint32_t magic = f16 ? 0x6400u : 0x4300u;

@@ -33,7 +33,8 @@ double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decod
 // The order of a lane's codes in its packed stream. For 1, 2 and 4-bit codes each 32-bit word holds the
 // first weight of each of its mma pairs in its low half and the second in its high half, at the same bit
 // offset (pair i at bits i*b and 16 + i*b), so one lop3 and one packed fma decode a pair; other widths, and
-// lanes whose codes fill less than a word, keep the fragment order. Same elements per lane as `fragment`, only the slot order differs.
+// lanes whose codes fill less than a word, keep the fragment order. Same elements per lane as `fragment`;
+// only the slot order differs.
 RegisterLayout half_split_layout(const RegisterLayout& fragment, int bits) {
   if (bits > 4 || 16 % bits != 0 || fragment.local_size() * bits % 32 != 0) return fragment;
   std::vector<layout::Mode> modes = fragment.modes();

@@ -515,15 +515,18 @@ AB_DEVICE u32 replace_halves(u32 d, u32 x, u32 mask, u32 value, u32 replacement)
   return out;
 }
 
-// Per half: NaN (the `nan` pattern OR'd in, sign kept) where x's `mag` bits are all ones. Adding one unit
+// Per half: 0xFFFF where x's `mask` bits (a field ending below bit 15) are all ones, else 0. Adding one unit
 // of the field carries into bit 15 exactly then; a sign-replicating prmt spreads that bit over the half.
+AB_DEVICE u32 all_ones_halves(u32 x, u32 mask, u32 unit) { return prmt((x & mask) + unit, 0u, 0xBB99u); }
+
+// Per half: NaN (the `nan` pattern OR'd in, sign kept) where x's `mag` bits are all ones.
 AB_DEVICE u32 nan_where_all_ones(u32 d, u32 x, u32 mag, u32 unit, u32 nan) {
-  return lop3<0xf8>(d, prmt((x & mag) + unit, 0u, 0xBB99u), nan);
+  return lop3<0xf8>(d, all_ones_halves(x, mag, unit), nan);
 }
 
-// Per half: d with the `clear` bits cleared where x's `mask` bits are all ones (the same carry test).
+// Per half: d with the `clear` bits cleared where x's `mask` bits are all ones.
 AB_DEVICE u32 clear_where_all_ones(u32 d, u32 x, u32 mask, u32 unit, u32 clear) {
-  return lop3<0x70>(d, prmt((x & mask) + unit, 0u, 0xBB99u), clear);
+  return lop3<0x70>(d, all_ones_halves(x, mask, unit), clear);
 }
 
 AB_DEVICE u32 shfl_xor(u32 v, int lane_mask) {
