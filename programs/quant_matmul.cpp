@@ -41,20 +41,23 @@ RegisterLayout half_split_layout(const RegisterLayout& fragment, int bits) {
   std::vector<std::vector<int>> dims = fragment.dim_modes();
   std::vector<int> locals = fragment.local();
   const int pair = locals.back();
-  ANYBIT_ASSERT(modes[pair].size == 2, "the innermost fragment slots are not pairs");
+  const auto refuse = [&](const char* why) {
+    return Error(fmt::format("half_split_layout({}, {} bits): {}", fragment.to_string(), bits, why));
+  };
+  if (modes[pair].size != 2 || modes[pair].dim < 0) throw refuse("the innermost local slots are not pairs");
   locals.pop_back();
   // Peel local modes (innermost first) until they cover the 16/b pairs of one word, splitting one if needed.
   std::int64_t need = 16 / bits;
   std::size_t k = locals.size();
   while (need > 1) {
-    ANYBIT_ASSERT(k > 0, "fewer than {} pairs per lane", 16 / bits);
+    if (k == 0) throw refuse("a lane's pairs do not fill a word");
     const int m = locals[--k];
     if (modes[m].size <= need) {
-      ANYBIT_ASSERT(need % modes[m].size == 0, "pair modes do not tile a word");
+      if (need % modes[m].size != 0) throw refuse("the local modes do not split into whole words");
       need /= modes[m].size;
       continue;
     }
-    ANYBIT_ASSERT(modes[m].size % need == 0, "pair modes do not tile a word");
+    if (modes[m].size % need != 0) throw refuse("the local modes do not split into whole words");
     const int inner = static_cast<int>(modes.size());
     modes.push_back({need, modes[m].dim});
     modes[m].size /= need;

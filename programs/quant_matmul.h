@@ -102,7 +102,8 @@ std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K);
 // The order of a lane's codes in its packed stream: `fragment` (the mma operand order) with each 32-bit
 // word of 1, 2 or 4-bit codes holding the first weight of each of its pairs (adjacent slots) in its low
 // half and the second in its high half, at the same offset, so that one lop3 and one packed fma decode a
-// pair. Other widths, and fragments whose lanes hold less than a word, are returned unchanged.
+// pair. Other widths, and fragments whose lanes hold less than a word, are returned unchanged; a fragment
+// whose innermost slots are not pairs, or whose slots do not split into whole words, is an anybit::Error.
 layout::RegisterLayout half_split_layout(const layout::RegisterLayout& fragment, int bits);
 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "isa/error.h"
+#include "layout/mma_layouts.h"
 #include "quant_matmul_harness.h"
 
 using namespace anybit;
@@ -145,4 +146,29 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 4, 3, 1}), doctest::Contains("m_tiles must be 1 or 2, not 4"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 1, 1}), doctest::Contains("stages must be 0 (direct loads) or 2..8, not 1"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 0}), doctest::Contains("split_k must be 1..64, not 0"), Error);
+}
+
+TEST_CASE("half_split_layout: each word holds its pairs' first weights low and second weights high") {
+  const layout::RegisterLayout fragment = layout::local({4, 1}) * layout::local({1, 2}) * layout::mma_m16n8k16_b();
+  for (int bits : {1, 2, 4}) {
+    CAPTURE(bits);
+    const auto packed = programs::half_split_layout(fragment, bits);
+    const std::int64_t per_word = 32 / bits, pairs = per_word / 2;
+    for (std::int64_t t = 0; t < 32; ++t)
+      for (std::int64_t j = 0; j < fragment.local_size() / 2; ++j) {
+        // The fragment's pair j (slots 2j, 2j+1) in the packed order: same thread, same word, 16 bits apart.
+        const auto p0 = packed.map(fragment.logical_index(t, 2 * j)), p1 = packed.map(fragment.logical_index(t, 2 * j + 1));
+        CHECK(p0.thread == t);
+        CHECK(p1.thread == t);
+        CHECK(p0.local % per_word < pairs);
+        CHECK(p1.local == p0.local + pairs);
+      }
+  }
+  // Other widths and lanes holding less than a word keep the fragment order.
+  CHECK(programs::half_split_layout(fragment, 3) == fragment);
+  CHECK(programs::half_split_layout(fragment, 8) == fragment);
+  CHECK(programs::half_split_layout(layout::mma_m16n8k16_b(), 1) == layout::mma_m16n8k16_b());
+  // A fragment whose innermost slots are not pairs is refused by name.
+  CHECK_THROWS_WITH(programs::half_split_layout(layout::spatial({32}) * layout::local({8}), 4),
+                    doctest::Contains("half_split_layout(spatial(32) * local(8), 4 bits): the innermost local slots are not pairs"));
 }
