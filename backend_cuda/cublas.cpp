@@ -17,6 +17,7 @@ namespace {
 struct Cublas {
   void* handle = nullptr;  // cublasHandle_t
   int (*create)(void**) = nullptr;
+  int (*set_stream)(void*, void*) = nullptr;
   int (*hgemm)(void*, int, int, int, int, int, const std::uint16_t*, const void*, int, const void*, int,
                const std::uint16_t*, void*, int) = nullptr;
   std::string error;
@@ -38,8 +39,9 @@ Cublas& cublas() {
       return;
     }
     c.create = reinterpret_cast<decltype(c.create)>(dlsym(lib, "cublasCreate_v2"));
+    c.set_stream = reinterpret_cast<decltype(c.set_stream)>(dlsym(lib, "cublasSetStream_v2"));
     c.hgemm = reinterpret_cast<decltype(c.hgemm)>(dlsym(lib, "cublasHgemm"));
-    if (!c.create || !c.hgemm) c.error = "libcublas lacks cublasCreate_v2 or cublasHgemm";
+    if (!c.create || !c.set_stream || !c.hgemm) c.error = "libcublas lacks cublasCreate_v2, cublasSetStream_v2 or cublasHgemm";
   });
   return c;
 }
@@ -52,13 +54,14 @@ bool cublas_available(std::string* why) {
   return c.error.empty();
 }
 
-void cublas_hgemm_nt(std::uint64_t A, std::uint64_t W, std::uint64_t C, int M, int N, int K) {
+void cublas_hgemm_nt(std::uint64_t A, std::uint64_t W, std::uint64_t C, int M, int N, int K, void* stream) {
   auto& c = cublas();
   if (!c.error.empty()) throw Error(c.error);
   if (!driver_status().available) throw Error(driver_status().message);
   if (!c.handle) {
     if (int s = c.create(&c.handle)) throw Error(fmt::format("cublasCreate failed with status {}", s));
   }
+  if (int s = c.set_stream(c.handle, stream)) throw Error(fmt::format("cublasSetStream failed with status {}", s));
   // Column-major view: C^T (N x M) = W (N x K, W^T stored) . A^T (K x M).
   const std::uint16_t one = 0x3C00, zero = 0;
   constexpr int kTranspose = 1, kNone = 0;

@@ -35,10 +35,21 @@ struct Api {
   int (*cuEventDestroy)(void*);
   int (*cuGetErrorString)(int, const char**);
   int (*cuPointerGetAttribute)(void*, int, std::uint64_t);
+  int (*cuStreamCreate)(void**, unsigned);
+  int (*cuStreamDestroy)(void*);
+  int (*cuStreamSynchronize)(void*);
+  int (*cuStreamBeginCapture)(void*, int);
+  int (*cuStreamEndCapture)(void*, void**);
+  int (*cuGraphInstantiate)(void**, void*, unsigned long long);
+  int (*cuGraphLaunch)(void*, void*);
+  int (*cuGraphExecDestroy)(void*);
+  int (*cuGraphDestroy)(void*);
 };
 
 constexpr int kMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 constexpr int kPointerMemoryType = 2;      // CU_POINTER_ATTRIBUTE_MEMORY_TYPE
+constexpr unsigned kStreamNonBlocking = 1;  // CU_STREAM_NON_BLOCKING
+constexpr int kCaptureModeRelaxed = 2;      // CU_STREAM_CAPTURE_MODE_RELAXED
 
 const Api& api() {
   static Api a{};
@@ -67,6 +78,15 @@ const Api& api() {
     load(a.cuEventDestroy, "cuEventDestroy_v2");
     load(a.cuGetErrorString, "cuGetErrorString");
     load(a.cuPointerGetAttribute, "cuPointerGetAttribute");
+    load(a.cuStreamCreate, "cuStreamCreate");
+    load(a.cuStreamDestroy, "cuStreamDestroy_v2");
+    load(a.cuStreamSynchronize, "cuStreamSynchronize");
+    load(a.cuStreamBeginCapture, "cuStreamBeginCapture_v2");
+    load(a.cuStreamEndCapture, "cuStreamEndCapture");
+    load(a.cuGraphInstantiate, "cuGraphInstantiateWithFlags");
+    load(a.cuGraphLaunch, "cuGraphLaunch");
+    load(a.cuGraphExecDestroy, "cuGraphExecDestroy");
+    load(a.cuGraphDestroy, "cuGraphDestroy");
   });
   return a;
 }
@@ -233,35 +253,67 @@ float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
   return milliseconds;
 }
 
-float gpu_time_ms(const std::function<void(int)>& work, int repeats) {
+GpuTiming gpu_time(const std::function<void(int, void*)>& work, int launches, int repeats) {
   enter_device();
-  if (repeats < 1) throw Error(fmt::format("timing needs at least one repeat, not {}", repeats));
+  if (repeats < 1 || launches < 1)
+    throw Error(fmt::format("timing needs at least one launch and one repeat, not {} and {}", launches, repeats));
   const Api& a = api();
-  work(0);
-  check(a.cuCtxSynchronize(), "cuCtxSynchronize (the warm-up failed)");
-  void *start = nullptr, *stop = nullptr;
-  check(a.cuEventCreate(&start, 0), "cuEventCreate");
-  check(a.cuEventCreate(&stop, 0), "cuEventCreate");
-  std::vector<float> times;
-  try {
-    for (int r = 0; r < repeats; ++r) {
-      check(a.cuEventRecord(start, nullptr), "cuEventRecord");
-      work(r + 1);
-      check(a.cuEventRecord(stop, nullptr), "cuEventRecord");
-      check(a.cuEventSynchronize(stop), "cuEventSynchronize (the timed work failed)");
-      float ms = 0;
-      check(a.cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
-      times.push_back(ms);
+  // Everything created here is released on every path out.
+  struct Owned {
+    const Api& a;
+    void *stream = nullptr, *start = nullptr, *stop = nullptr, *graph = nullptr, *exec = nullptr;
+    ~Owned() {
+      if (exec) a.cuGraphExecDestroy(exec);
+      if (graph) a.cuGraphDestroy(graph);
+      if (start) a.cuEventDestroy(start);
+      if (stop) a.cuEventDestroy(stop);
+      if (stream) a.cuStreamDestroy(stream);
     }
-  } catch (...) {
-    a.cuEventDestroy(start);
-    a.cuEventDestroy(stop);
-    throw;
+  } o{a};
+  check(a.cuStreamCreate(&o.stream, kStreamNonBlocking), "cuStreamCreate");
+  check(a.cuEventCreate(&o.start, 0), "cuEventCreate");
+  check(a.cuEventCreate(&o.stop, 0), "cuEventCreate");
+  // The warm-up runs outside any capture: module loads, library handles and their workspaces happen here.
+  work(0, o.stream);
+  check(a.cuStreamSynchronize(o.stream), "cuStreamSynchronize (the warm-up failed)");
+
+  GpuTiming t;
+  t.launches = launches;
+  const bool can_capture = a.cuStreamBeginCapture && a.cuStreamEndCapture && a.cuGraphInstantiate && a.cuGraphLaunch;
+  if (can_capture && a.cuStreamBeginCapture(o.stream, kCaptureModeRelaxed) == 0) {
+    bool captured = true;
+    try {
+      for (int i = 0; i < launches; ++i) work(i, o.stream);
+    } catch (const Error&) {
+      captured = false;
+    }
+    const int ended = a.cuStreamEndCapture(o.stream, &o.graph);
+    t.graph = captured && ended == 0 && o.graph && a.cuGraphInstantiate(&o.exec, o.graph, 0) == 0;
   }
-  a.cuEventDestroy(start);
-  a.cuEventDestroy(stop);
-  std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
-  return times[times.size() / 2];
+  auto issue = [&] {
+    if (t.graph) {
+      check(a.cuGraphLaunch(o.exec, o.stream), "cuGraphLaunch");
+    } else {
+      for (int i = 0; i < launches; ++i) work(i, o.stream);
+    }
+  };
+  issue();  // a warm-up of the timed form too (the graph's first launch uploads it)
+  check(a.cuStreamSynchronize(o.stream), "cuStreamSynchronize (the timed work failed)");
+  std::vector<float> times;
+  for (int r = 0; r < repeats; ++r) {
+    check(a.cuEventRecord(o.start, o.stream), "cuEventRecord");
+    issue();
+    check(a.cuEventRecord(o.stop, o.stream), "cuEventRecord");
+    check(a.cuEventSynchronize(o.stop), "cuEventSynchronize (the timed work failed)");
+    float ms = 0;
+    check(a.cuEventElapsedTime(&ms, o.start, o.stop), "cuEventElapsedTime");
+    times.push_back(ms / static_cast<float>(launches));
+  }
+  std::sort(times.begin(), times.end());
+  t.milliseconds = times[times.size() / 2];
+  t.min_milliseconds = times.front();
+  t.max_milliseconds = times.back();
+  return t;
 }
 
 GpuRun run_on_gpu(const vm::Program& program, const EmittedKernel& kernel, const vm::Arguments& args) {

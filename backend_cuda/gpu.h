@@ -40,9 +40,20 @@ void gpu_synchronize();
 // Whether `pointer` is memory the driver knows (device, managed or registered host memory).
 bool is_device_pointer(std::uint64_t pointer);
 
-// Milliseconds `work(repeat)` takes on the default stream, by CUDA events: the median of `repeats` runs
-// after one warm-up run.
-float gpu_time_ms(const std::function<void(int repeat)>& work, int repeats);
+struct GpuTiming {
+  float milliseconds = 0;                          // median over the repeats, per launch
+  float min_milliseconds = 0, max_milliseconds = 0;  // the spread of those repeats
+  int launches = 0;                                // calls of `work` per timed repeat
+  bool graph = false;                              // replayed as a CUDA graph (else issued call by call)
+};
+
+// Device time of one call of `work(i, stream)`. `launches` consecutive calls (i = 0 .. launches-1, so a
+// caller can rotate its inputs through buffers larger than L2) are captured into a CUDA graph on a fresh
+// stream and the graph is replayed `repeats` times between CUDA events, after warm-ups outside and inside
+// the capture; the figure is the median replay over `launches`. A graph keeps the host's launch cost out
+// of kernels of a few microseconds. Where the work refuses capture, the calls are issued one by one on the
+// stream instead and `graph` is false.
+GpuTiming gpu_time(const std::function<void(int launch, void* stream)>& work, int launches, int repeats);
 
 // Launches the kernel on device 0 with device pointers by parameter name, on `stream` (a CUstream; null:
 // the default stream), without copies. The module is loaded once per kernel source and kept for the

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <random>
+#include <tuple>
 #include <set>
 
 #include <fmt/format.h>
@@ -95,58 +97,87 @@ double simulated_block_bytes(const QuantFormat& f, const Schedule& s, std::int64
   return 32.0 * static_cast<double>(sim->launch(args).global_sectors);
 }
 
-// Times the kernels (and cuBLAS fp16 on the same shape) on GPU 0: weights rotated through copies that
-// together exceed twice the largest L2 (50 MB), median of 20 runs after a warm-up, CUDA events.
-void time_on_gpu(const QuantFormat& f, const Schedule& s, Row& r) {
+// Times the kernel (and cuBLAS fp16 on the same shape, once per shape: `cublas_ms` keeps it) on GPU 0 with
+// backend_cuda::gpu_time: a CUDA graph of calls whose weights rotate through copies that together exceed
+// 100 MB (twice the largest L2), median of 30 replays. Inputs are random, not zeros (zero data can run
+// faster than real data): random codes for weights and integer zeros (whatever they decode to, the kernel's
+// instruction stream is the same), activations from a normal distribution, scales near 1/64. A random
+// pattern of 1 MiB is repeated to fill large buffers, which keeps the host's share of the benchmark small.
+void time_on_gpu(const QuantFormat& f, const Schedule& s, Row& r, std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, double>& cublas_ms) {
+  constexpr int kRepeats = 30;
+  constexpr std::size_t kPattern = std::size_t{1} << 20;
   std::vector<std::uint64_t> owned;
-  auto alloc = [&](std::size_t bytes) {
-    const std::uint64_t d = backend_cuda::gpu_alloc(bytes);
+  std::mt19937_64 rng(0x5eed);
+  auto upload = [&](const std::vector<std::uint8_t>& host) {
+    const std::uint64_t d = backend_cuda::gpu_alloc(host.size());
     owned.push_back(d);
-    const std::vector<std::uint8_t> zeros(bytes, 0);  // zero codes: finite in every format
-    backend_cuda::gpu_copy_to_device(d, zeros.data(), bytes);
+    backend_cuda::gpu_copy_to_device(d, host.data(), host.size());
     return d;
+  };
+  auto repeat_pattern = [](std::vector<std::uint8_t> host, std::size_t pattern_bytes) {
+    for (std::size_t i = pattern_bytes; i < host.size(); ++i) host[i] = host[i - pattern_bytes];
+    return host;
+  };
+  auto random_bytes = [&](std::size_t bytes) {
+    std::vector<std::uint8_t> host(bytes);
+    for (std::size_t i = 0; i < std::min(bytes, kPattern); ++i) host[i] = static_cast<std::uint8_t>(rng());
+    return repeat_pattern(std::move(host), kPattern);
+  };
+  auto values = [&](std::size_t n, double mean, double spread) {
+    const isa::DataType t = f.activations;  // 16-bit: a whole number of values per pattern
+    std::normal_distribution<double> normal(mean, spread);
+    std::vector<std::uint8_t> host(isa::packed_bytes(n, t.bits()));
+    for (std::size_t i = 0; i < std::min(n, kPattern / 2); ++i) isa::write_code(host, i, t.bits(), isa::encode(t, normal(rng)));
+    return repeat_pattern(std::move(host), kPattern);
   };
   auto copies = [](std::size_t bytes) {
     return static_cast<int>(std::max<std::size_t>(2, (std::size_t{100} << 20) / std::max<std::size_t>(bytes, 1) + 1));
   };
   try {
-    const int abits = f.activations.bits();
     const std::int64_t M = r.M, N = r.N, K = r.K, groups = K / f.group;
-    const std::size_t packed = programs::packed_size(f, N, K);
+    const auto weights_host = random_bytes(programs::packed_size(f, N, K));
     std::vector<std::uint64_t> weights;
-    for (int i = 0, n = copies(packed); i < n; ++i) weights.push_back(alloc(packed));
+    for (int i = 0, n = copies(weights_host.size()); i < n; ++i) weights.push_back(upload(weights_host));
     MatmulProblem p;
     p.format = f, p.M = M, p.N = N, p.K = K;
     auto ptr = [](std::uint64_t d) { return reinterpret_cast<void*>(d); };
-    const std::uint64_t A = alloc(isa::packed_bytes(static_cast<std::size_t>(M * K), abits));
-    const std::uint64_t C = alloc(isa::packed_bytes(static_cast<std::size_t>(M * N), abits));
+    const std::uint64_t A = upload(values(static_cast<std::size_t>(M * K), 0, 1));
+    const std::uint64_t C = upload(values(static_cast<std::size_t>(M * N), 0, 1));
     p.A = ptr(A), p.C = ptr(C);
-    p.scales = ptr(alloc(isa::packed_bytes(static_cast<std::size_t>(groups * N), abits)));
-    if (f.zeros != programs::ZeroMode::None)
-      p.zeros = ptr(alloc(isa::packed_bytes(static_cast<std::size_t>(groups * N),
-                                            f.zeros == programs::ZeroMode::Integer ? f.weights.bits() : abits)));
-    if (f.bias) p.bias = ptr(alloc(isa::packed_bytes(static_cast<std::size_t>(N), abits)));
+    p.scales = ptr(upload(values(static_cast<std::size_t>(groups * N), 1.0 / 64, 1.0 / 256)));
+    if (f.zeros == programs::ZeroMode::Integer)
+      p.zeros = ptr(upload(random_bytes(isa::packed_bytes(static_cast<std::size_t>(groups * N), f.weights.bits()))));
+    if (f.zeros == programs::ZeroMode::Float) p.zeros = ptr(upload(values(static_cast<std::size_t>(groups * N), 0, 1)));
+    if (f.bias) p.bias = ptr(upload(values(static_cast<std::size_t>(N), 0, 1)));
     p.workspace_bytes = matmul_workspace_bytes(s, M, N);
-    if (p.workspace_bytes) p.workspace = ptr(alloc(p.workspace_bytes));
+    if (p.workspace_bytes) p.workspace = ptr(upload(std::vector<std::uint8_t>(p.workspace_bytes, 0)));
     MatmulOptions options;
     options.schedule = s;
-    r.measured_ms = backend_cuda::gpu_time_ms(
-        [&](int i) {
+    const int launches = std::max(static_cast<int>(weights.size()), 16);
+    const auto t = backend_cuda::gpu_time(
+        [&](int i, void* stream) {
           p.packed_weights = ptr(weights[static_cast<std::size_t>(i) % weights.size()]);
+          options.stream = stream;
           matmul_device(p, options);
         },
-        20);
-    if (f.activations == isa::DataType::f16() && backend_cuda::cublas_available()) {
-      const std::size_t fp16 = static_cast<std::size_t>(N * K) * 2;
+        launches, kRepeats);
+    r.measured_ms = t.milliseconds, r.measured_min_ms = t.min_milliseconds, r.measured_max_ms = t.max_milliseconds;
+    r.timing = t.graph ? "graph" : "stream";
+    r.device = backend_cuda::driver_status().devices.front().name;
+    const auto shape = std::tuple{M, N, K};
+    if (f.activations == isa::DataType::f16() && backend_cuda::cublas_available() && !cublas_ms.count(shape)) {
+      const auto dense_host = values(static_cast<std::size_t>(N * K), 0, 0.05);
       std::vector<std::uint64_t> dense;
-      for (int i = 0, n = copies(fp16); i < n; ++i) dense.push_back(alloc(fp16));
-      r.cublas_ms = backend_cuda::gpu_time_ms(
-          [&](int i) {
-            backend_cuda::cublas_hgemm_nt(A, dense[static_cast<std::size_t>(i) % dense.size()], C, static_cast<int>(M),
-                                          static_cast<int>(N), static_cast<int>(K));
-          },
-          20);
+      for (int i = 0, n = copies(dense_host.size()); i < n; ++i) dense.push_back(upload(dense_host));
+      cublas_ms[shape] = backend_cuda::gpu_time(
+                             [&](int i, void* stream) {
+                               backend_cuda::cublas_hgemm_nt(A, dense[static_cast<std::size_t>(i) % dense.size()], C,
+                                                             static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), stream);
+                             },
+                             std::max(static_cast<int>(dense.size()), 16), kRepeats)
+                             .milliseconds;
     }
+    if (f.activations == isa::DataType::f16() && cublas_ms.count(shape)) r.cublas_ms = cublas_ms.at(shape);
   } catch (...) {
     for (auto d : owned) backend_cuda::gpu_free(d);
     throw;
@@ -198,6 +229,7 @@ std::vector<QuantFormat> parse_formats(const std::string& list, isa::DataType ac
 Report run(const Options& o) {
   if (o.formats.empty()) throw Error("bench: no formats given");
   Report report;
+  std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, double> cublas_ms;  // per shape, with --gpu
   const bool have_sass = backend_cuda::find_disassembler().has_value();
   const std::size_t total = o.formats.size() * o.Ms.size() * o.NKs.size();
   std::size_t done = 0;
@@ -271,7 +303,7 @@ Report run(const Options& o) {
           m.fp16_s = (static_cast<double>(N) * K * 2 + M * K * 2.0 + M * N * 2.0) / gpu.bandwidth;
           r.models[gpu.name] = m;
         }
-        if (o.gpu) time_on_gpu(f, s, r);
+        if (o.gpu) time_on_gpu(f, s, r, cublas_ms);
         report.rows.push_back(std::move(r));
         ++done;
       }
@@ -369,10 +401,40 @@ std::string markdown(const Report& r) {
   out += "\nloop instr: warp instructions every main-loop iteration issues (+ those in blocks only some iterations take); "
          "slots/1024 w: loop instr x 1024 / weights a warp consumes per iteration. occ: blocks/warps per SM.\n\n## Budgets\n\n";
   for (const auto& b : r.budgets) out += fmt::format("- **{}** {}: {}\n", b.pass ? "PASS" : "FAIL", b.name, b.detail);
+  bool measured = false;
+  for (const auto& row : r.rows) measured = measured || row.measured_ms >= 0;
+  if (measured) {
+    out += "\n## Measured on the GPU\n\n"
+           "Median of 30 CUDA-event replays of a graph of calls (`stream`: calls issued one by one), weights rotated "
+           "through more than 100 MB; random finite data. GB/s: the analytic minimum bytes over the measured time. "
+           "modeled: this report's model for the GPU of the same name.\n\n"
+           "| format | M | N | K | device | µs | spread µs | timing | GB/s | cuBLAS fp16 µs | speedup vs cuBLAS | modeled µs | "
+           "measured / modeled |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto& row : r.rows) {
+      if (row.measured_ms < 0) continue;
+      const Model* m = nullptr;
+      for (const auto& g : gpu_specs()) {
+        const std::string key = g.name.substr(0, 4);  // "A100", "H100", "H200"
+        if (row.device.find(key) != std::string::npos) m = &row.models.at(g.name);
+      }
+      const double us = row.measured_ms * 1e3;
+      out += fmt::format("| {} | {} | {} | {} | {} | {:.2f} | {:.2f}–{:.2f} | {} | {:.0f} | {} | {} | {} | {} |\n", row.format,
+                         row.M, row.N, row.K, row.device, us, row.measured_min_ms * 1e3, row.measured_max_ms * 1e3,
+                         row.timing, row.traffic.minimum / (row.measured_ms * 1e-3) / 1e9,
+                         row.cublas_ms > 0 ? fmt::format("{:.2f}", row.cublas_ms * 1e3) : "n/a",
+                         row.cublas_ms > 0 ? fmt::format("{:.2f}", row.cublas_ms / row.measured_ms) : "n/a",
+                         m ? fmt::format("{:.2f}", m->time_s * 1e6) : "n/a",
+                         m ? fmt::format("{:.2f}", us / (m->time_s * 1e6)) : "n/a");
+    }
+  }
   out += "\n## GPU figures used by the model\n\n";
   for (const auto& g : gpu_specs()) out += fmt::format("- {}: {}\n", g.name, g.source);
   return out;
 }
+
+namespace {
+std::string optional_ms(double ms) { return ms >= 0 ? fmt::format("{:.6g}", ms) : "null"; }
+}  // namespace
 
 std::string json(const Report& r) {
   std::vector<std::string> rows;
@@ -389,13 +451,14 @@ std::string json(const Report& r) {
         "\"spill_bytes\": {}, \"shared_bytes\": {}, \"occupancy\": {{\"A100\": [{}, {}], \"H100\": [{}, {}]}}, \"sass\": {}, "
         "\"loop_every\": {}, \"loop_sometimes\": {}, \"loop_counts\": {{{}}}, \"slots_per_1024_weights\": {:.3f}, "
         "\"copies_16_bytes\": {}, \"copies_narrow\": {}, \"minimum_bytes\": {:.0f}, \"kernel_bytes\": {:.0f}, \"dram_bytes\": {:.0f}, \"modeled\": {{{}}}, "
-        "\"measured_ms\": {}, \"cublas_fp16_ms\": {}}}",
+        "\"measured_ms\": {}, \"measured_min_ms\": {}, \"measured_max_ms\": {}, \"timing\": \"{}\", \"device\": \"{}\", "
+        "\"cublas_fp16_ms\": {}}}",
         row.format, row.M, row.N, row.K, programs::describe(row.schedule), row.arch, row.registers, row.spill_bytes,
         row.shared_bytes, row.occupancy.at("A100").first, row.occupancy.at("A100").second, row.occupancy.at("H100").first,
         row.occupancy.at("H100").second, row.sass ? "true" : "false", row.loop_every, row.loop_sometimes,
         fmt::join(counts, ", "), row.slots_per_1024, row.copies_16, row.copies_narrow, row.traffic.minimum, row.traffic.kernel, row.traffic.dram,
-        fmt::join(models, ", "), row.measured_ms >= 0 ? fmt::format("{:.6g}", row.measured_ms) : "null",
-        row.cublas_ms >= 0 ? fmt::format("{:.6g}", row.cublas_ms) : "null"));
+        fmt::join(models, ", "), optional_ms(row.measured_ms), optional_ms(row.measured_min_ms), optional_ms(row.measured_max_ms),
+        row.timing, row.device, optional_ms(row.cublas_ms)));
   }
   std::vector<std::string> budgets;
   for (const auto& b : r.budgets) {

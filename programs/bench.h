@@ -60,7 +60,11 @@ struct Row {
   int copies_16 = 0, copies_narrow = 0;                  // global->shared copies (whole kernel) by width
   Traffic traffic;
   std::map<std::string, Model> models;  // GPU -> modeled
-  double measured_ms = -1, cublas_ms = -1;  // with --gpu
+  // With --gpu: the median time per call (CUDA events over a graph of calls with weights rotated through
+  // more than L2), its spread over the repeats, how it was timed, and cuBLAS fp16 on the same shape.
+  double measured_ms = -1, measured_min_ms = -1, measured_max_ms = -1, cublas_ms = -1;
+  std::string timing;  // "graph" or "stream" (calls issued one by one: launch cost may be included)
+  std::string device;
 };
 
 struct Budget {

@@ -112,9 +112,14 @@ TEST_CASE("vmc bench --gpu: kernels and cuBLAS fp16 timed with rotated weights")
   o.gpu = true;
   const auto report = bench::run(o);
   REQUIRE(report.rows.size() == 4);
+  CHECK(markdown(report).find("## Measured on the GPU") != std::string::npos);
   for (const auto& row : report.rows) {
     CAPTURE(row.format);
     CHECK(row.measured_ms > 0);
+    CHECK(row.measured_min_ms <= row.measured_ms);
+    CHECK(row.measured_ms <= row.measured_max_ms);
+    CHECK(row.timing == "graph");  // the library's launches are capturable
+    CHECK_FALSE(row.device.empty());
     CHECK(row.cublas_ms > 0);
   }
 }
