@@ -131,7 +131,7 @@ void time_on_gpu(const QuantFormat& f, const Schedule& s, Row& r, std::map<std::
     return repeat_pattern(std::move(host), kPattern);
   };
   auto copies = [](std::size_t bytes) {
-    return static_cast<int>(std::max<std::size_t>(2, (std::size_t{100} << 20) / std::max<std::size_t>(bytes, 1) + 1));
+    return static_cast<int>(std::clamp<std::size_t>((std::size_t{100} << 20) / std::max<std::size_t>(bytes, 1) + 1, 2, 64));
   };
   try {
     const std::int64_t M = r.M, N = r.N, K = r.K, groups = K / f.group;

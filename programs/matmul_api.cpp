@@ -285,7 +285,9 @@ TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int6
   if (!driver.available) throw Error("tuning needs a GPU: " + driver.message);
   if (repeats < 1) throw Error(fmt::format("tuning: repeats must be at least 1, not {}", repeats));
   const auto& device = driver.devices.front();
-  // Random device buffers of the problem's sizes (values do not change the time of these kernels).
+  // Random device buffers of the problem's sizes (the codes' values do not change these kernels' time; the
+  // fill keeps float buffers finite). The weights rotate through copies that together exceed 100 MB, twice
+  // the largest L2 (at most 64 copies), so that every candidate streams them from DRAM as a real call does.
   MatmulProblem p;
   p.format = f, p.M = M, p.N = N, p.K = K;
   std::vector<std::uint64_t> owned;
@@ -301,42 +303,44 @@ TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int6
   try {
     const std::int64_t groups = K / f.group;
     p.A = device_buffer(bytes_of(M * K, f.activations));
-    p.packed_weights = device_buffer(programs::packed_size(f, N, K));
+    const std::size_t packed = programs::packed_size(f, N, K);
+    std::vector<void*> weights;
+    for (std::size_t i = 0, n = std::clamp<std::size_t>((std::size_t{100} << 20) / packed + 1, 2, 64); i < n; ++i)
+      weights.push_back(device_buffer(packed));
     p.scales = device_buffer(bytes_of(groups * N, f.activations));
     if (f.zeros != programs::ZeroMode::None)
       p.zeros = device_buffer(bytes_of(groups * N, f.zeros == programs::ZeroMode::Integer ? f.weights : f.activations));
     if (f.bias) p.bias = device_buffer(bytes_of(N, f.activations));
     p.C = device_buffer(bytes_of(M * N, f.activations));
     std::vector<programs::Schedule> candidates;
-    for (int warps : {2, 4, 8})
-      for (int m_tiles : {1, 2})
-        for (int stages : {2, 3, 4})
-          for (int split : {1, 2, 4, 8, 16}) {
-            if (m_tiles == 2 && M <= 16) continue;
-            if (split > 1 && K / (16 * std::min(4, f.group / 16)) < 2 * split) continue;
-            candidates.push_back({warps, m_tiles, stages, split});
-          }
+    for (bool on_a : {false, true})
+      for (int warps : {2, 4, 8})
+        for (int m_tiles : {1, 2})
+          for (int stages : {3, 4, 6})
+            for (int split : {1, 2, 4, 8, 16}) {
+              if (on_a && M > 8) continue;
+              if (m_tiles == 2 && M <= 16) continue;
+              if (split > 1 && K / (16 * std::min(4, f.group / 16)) < 2 * split) continue;
+              programs::Schedule s{warps, m_tiles, stages, split};
+              s.weights_on_a = on_a;
+              candidates.push_back(s);
+            }
     float best = INFINITY;
     for (const auto& s : candidates) {
       p.workspace_bytes = matmul_workspace_bytes(s, M, N);
       p.workspace = p.workspace_bytes ? device_buffer(p.workspace_bytes) : nullptr;
-      const auto ks = kernels(f, s);
-      auto once = [&] {
-        float ms = 0;
-        for (Compiled* k : ks) {
-          std::map<std::string, std::uint64_t> pointers;
-          for (auto& [name, buffer] : buffers(p, s, p.workspace)) pointers[name] = reinterpret_cast<std::uint64_t>(buffer.first);
-          ms += backend_cuda::launch_on_device(k->program, k->kernel, pointers, scalars(p), nullptr, true);
-        }
-        return ms;
-      };
-      once();  // warm-up: module load, caches
-      std::vector<float> times;
-      for (int r = 0; r < repeats; ++r) times.push_back(once());
-      std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-      const float median = times[times.size() / 2];
-      result.timings.emplace_back(s, median);
-      if (median < best) best = median, result.best = s;
+      MatmulOptions options;
+      options.schedule = s;
+      const float ms = backend_cuda::gpu_time(
+                           [&](int i, void* stream) {
+                             p.packed_weights = weights[static_cast<std::size_t>(i) % weights.size()];
+                             options.stream = stream;
+                             matmul_device(p, options);
+                           },
+                           std::max(static_cast<int>(weights.size()), 8), repeats)
+                           .milliseconds;
+      result.timings.emplace_back(s, ms);
+      if (ms < best) best = ms, result.best = s;
     }
   } catch (...) {
     for (auto d : owned) backend_cuda::gpu_free(d);

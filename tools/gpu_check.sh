@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one run (a lent GPU's time is short): the README's main job on the GPU,
 # the gpu test tier, every 1-8-bit format through `vmc matmul --run gpu --check` on three configurations,
-# and `vmc bench --gpu`. Each step has its own time limit; a failing step is reported and the rest still run.
+# `vmc bench --gpu`, and an Nsight Compute profile of the int4 kernel (docs/measured-h200.md has a run's
+# results). Each step has its own time limit; a failing step is reported and the rest still run.
 #   tools/gpu_check.sh [OUT]      (default OUT: gpu-check/; ANYBIT_BUILD_DIR: the build, default build/)
 # The build can come from another machine of the same architecture: the script looks for NVRTC and cuBLAS
-# of the local CUDA Toolkit (or its Python wheels) and puts libraries found in $ANYBIT_LIB_DIR first.
+# of the local CUDA Toolkit (or its Python wheels) and puts libraries found in $ANYBIT_LIB_DIR first
+# (and, for the simulator's host compiles, headers in $ANYBIT_LIB_DIR/include).
+# ANYBIT_GPU_CHECK_STEPS: the steps to run (default: all of them, in order).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${ANYBIT_BUILD_DIR:-$root/build}"
@@ -18,6 +21,10 @@ for pattern in /usr/local/cuda/lib64/libnvrtc.so.* /usr/local/cuda/targets/x86_6
   [ -e "$pattern" ] && libs="$libs:$(dirname "$pattern")"
 done
 export LD_LIBRARY_PATH="${libs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ -n "${ANYBIT_LIB_DIR:-}" ]; then
+  export LIBRARY_PATH="$ANYBIT_LIB_DIR${LIBRARY_PATH:+:$LIBRARY_PATH}"
+  [ -d "$ANYBIT_LIB_DIR/include" ] && export CPLUS_INCLUDE_PATH="$ANYBIT_LIB_DIR/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}"
+fi
 if [ -z "${ANYBIT_CUBLAS:-}" ]; then
   for c in /usr/local/cuda/lib64/libcublas.so.* "$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null)"/nvidia/*/lib/libcublas.so.*; do
     [ -e "$c" ] && { export ANYBIT_CUBLAS="$c"; break; }
@@ -26,9 +33,11 @@ fi
 export ANYBIT_CACHE_DIR="${ANYBIT_CACHE_DIR:-$out/kernel-cache}"
 
 failed=()
+steps="${ANYBIT_GPU_CHECK_STEPS:-main-job test-gpu format-sweep bench-shapes bench-all profile}"  # which steps run
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2
   shift 2
+  [[ " $steps " == *" $name "* ]] || return 0
   local t0=$SECONDS
   echo "=== $name"
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
@@ -59,8 +68,8 @@ done >"$out/sweep-args.txt"
 # One line per run: its arguments, then the check's verdict or the error.
 step format-sweep 150 xargs -P 8 -L 1 -a "$out/sweep-args.txt" bash -c \
   'r=$("$0" matmul --run gpu --check "$@" 2>&1); v=$(grep -E "check against|rror" <<<"$r" | tail -1); echo "$* : ${v:-no verdict (exit $?)}"' "$vmc"
-grep -c ": PASS" "$out/format-sweep.log" | sed 's/^/format sweep PASS lines: /'
-if grep -v ": PASS" "$out/format-sweep.log" | grep -q .; then
+[ -f "$out/format-sweep.log" ] && grep -c ": PASS" "$out/format-sweep.log" | sed 's/^/format sweep PASS lines: /'
+if [ -f "$out/format-sweep.log" ] && grep -v ": PASS" "$out/format-sweep.log" | grep -q .; then
   failed+=("format-sweep (lines without PASS)")
   grep -v ": PASS" "$out/format-sweep.log" | head -20
 fi
@@ -68,6 +77,11 @@ fi
 step bench-shapes 150 "$vmc" bench --gpu --formats int3,int4,f6e3m2,int8 --M 1,16,64 \
   --NK 4096x4096,8192x8192,8192x28672 --arch sm_90 --out "$out/bench-shapes" --force
 step bench-all 200 "$vmc" bench --gpu --formats all --M 1,16 --NK 8192x8192 --arch sm_90 --out "$out/bench-all" --force
+# Nsight Compute on the int4 decode kernel (every section: stall reasons, occupancy, memory), where ncu works.
+if command -v ncu >/dev/null; then
+  step profile 150 ncu --clock-control none --kernel-name regex:quant_matmul --launch-count 1 --set full \
+    "$vmc" matmul --wtype int4 --group 128 --M 1 --N 8192 --K 8192 --run gpu
+fi
 for d in bench-all bench-shapes; do
   [ -f "$out/$d/report.md" ] && sed -n '/## Measured on the GPU/,/## GPU figures/p' "$out/$d/report.md" | head -60
 done
