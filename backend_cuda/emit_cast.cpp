@@ -229,7 +229,18 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     line("{{");
     ++indent_;
     line("const ab::u32 x = {};", x);
-    line("const ab::u32 v = ab::lop3<0xec>(x, (x >> {}) & 0x{:08x}u, 0x80008000u);", shift, pair(magnitude));
+    // f8e4m3 to f16: the NaN code S.1111.111 lands as magnitude 0x3f80, one unit below 0x4000; adding the
+    // unit carries into bit 14 exactly then, and setting bit 14 makes the f16 exponent all ones with a
+    // nonzero mantissa: NaN, with two instructions in place of a compare-and-patch.
+    const bool nan_by_carry = f16 && src_t.has_nan() && !src_t.has_inf() && E + 1 == dst_exponent_bits;
+    if (nan_by_carry) {
+      const std::uint32_t unit = 1u << (dst_mantissa - M), carry = 1u << (dst_mantissa + E);
+      line("const ab::u32 t = (x >> {}) & 0x{:08x}u;", shift, pair(magnitude));
+      line("const ab::u32 v = ab::lop3<0xf8>(ab::lop3<0xec>(x, t, 0x80008000u), t + 0x{:08x}u, 0x{:08x}u);", pair(unit),
+           pair(carry));  // (sign | t) | ((t + unit) & carry)
+    } else {
+      line("const ab::u32 v = ab::lop3<0xec>(x, (x >> {}) & 0x{:08x}u, 0x80008000u);", shift, pair(magnitude));
+    }
     const int bias = src_t.exponent_bias(), dst_bias = f16 ? 15 : 127;
     std::string result = "v";
     if (bias != dst_bias) {
@@ -239,7 +250,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     // Special codes: compare the high-aligned magnitude bits of each half.
     const std::uint32_t mag_hi = ((1u << (E + M)) - 1u) << (16 - N);
     const std::uint32_t nan = f16 ? 0x7E00u : 0x7FC0u, inf = f16 ? 0x7C00u : 0x7F80u;
-    if (src_t.has_nan() && !src_t.has_inf())  // f8e4m3: S.1111.111; adding one unit carries into bit 15
+    if (src_t.has_nan() && !src_t.has_inf() && !nan_by_carry)  // f8e4m3 to bf16: S.1111.111; one unit carries into bit 15
       result = fmt::format("ab::nan_where_all_ones({}, x, 0x{:08x}u, 0x{:08x}u, 0x{:08x}u)", result, pair(mag_hi),
                            pair(1u << (16 - N)), pair(nan));
     if (src_t.has_inf() && !f16) {  // f8e5m2 to bf16: exponent all ones is inf (m = 0) or NaN
