@@ -69,11 +69,23 @@ void Emitter::cast(const Instruction& inst) {
           unsupported(inst, fmt::format("the slot reordering differs between threads 0 and {}", t));
       }
   }
-  if (n % 2 == 0 && vector_cast_supported(from.dtype, to.dtype)) return vector_cast(inst, source_slot);
+  // exp=k (an exact rescale, checked by the type rule): small floats fold 2^k into the power of two their
+  // exponent bias needs anyway, while it stays a normal number of the arithmetic type; other casts multiply.
+  const int exp = static_cast<int>(inst.attrs.exp.value_or(0));
   const DataType f = from.dtype;
-  if (to.dtype == DataType::f32() && f.is_float() && f.bits() <= 8 && !f.has_inf() && !f.has_nan())
+  auto bias_factor_fits = [&](int dst_bias, int min_exp, int max_exp) {
+    const int e = dst_bias - (f.is_float() ? f.exponent_bias() : 0) + exp;
+    return e >= min_exp && e <= max_exp;
+  };
+  // (With E = 5 into f16 the all-ones exponent is inf or NaN before the multiply: no rescale there.)
+  const bool folds = f.is_float() && (to.dtype == DataType::f16() ? f.exponent_bits() < 5 && bias_factor_fits(15, -14, 15)
+                                                                  : bias_factor_fits(127, -126, 127));
+  if (n % 2 == 0 && vector_cast_supported(f, to.dtype) && (exp == 0 || folds))
+    return vector_cast(inst, source_slot);
+  if (to.dtype == DataType::f32() && f.is_float() && f.bits() <= 8 && !f.has_inf() && !f.has_nan() &&
+      bias_factor_fits(127, -126, 127))
     return small_float_to_f32(inst, source_slot);
-  if (f == DataType::f32() && (to.dtype == DataType::f16() || to.dtype == DataType::bf16()) && n % 2 == 0) {
+  if (exp == 0 && f == DataType::f32() && (to.dtype == DataType::f16() || to.dtype == DataType::bf16()) && n % 2 == 0) {
     // One packed conversion per destination register (cvt.rn.f16x2.f32 / cvt.rn.bf16x2.f32).
     const std::string src = value(inst.operands[0].name), dst = value(inst.result);
     declare_tile(inst.result, to);
@@ -120,12 +132,13 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   };
   const std::uint32_t code_mask = (1u << N) - 1u;
   const std::int64_t offset = src_t.kind() == isa::TypeKind::SignedInt ? (std::int64_t{1} << (N - 1)) : 0;
-  // Formats of at most 8 codes whose f16 values all have a zero low byte (every 3-bit format; code 0 is
-  // +0): one prmt looks both codes of a pair up in a two-register table of high bytes.
+  // Formats of at most 8 codes whose f16 values (times 2^exp) all have a zero low byte (every 3-bit format;
+  // code 0 is +0): one prmt looks both codes of a pair up in a two-register table of high bytes.
+  const int exp = static_cast<int>(inst.attrs.exp.value_or(0));
   std::uint32_t table[2] = {0, 0};
   bool lut = f16 && N <= 3 && isa::encode(dst_t, isa::decode(src_t, 0)) == 0;
   for (std::uint32_t c = 0; lut && c < (1u << N); ++c) {
-    const std::uint32_t h = isa::encode(dst_t, isa::decode(src_t, c));
+    const std::uint32_t h = isa::encode(dst_t, std::ldexp(isa::decode(src_t, c), exp));
     lut = (h & 0xFFu) == 0;
     table[c / 4] |= (h >> 8) << (8 * (c % 4));
   }
@@ -243,8 +256,8 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     }
     const int bias = src_t.exponent_bias(), dst_bias = f16 ? 15 : 127;
     std::string result = "v";
-    if (bias != dst_bias) {
-      const std::uint32_t scale = isa::encode(dst_t, std::ldexp(1.0, dst_bias - bias));
+    if (bias != dst_bias + exp) {  // 2^(dst_bias - bias + exp): a normal number (Emitter::cast checked)
+      const std::uint32_t scale = isa::encode(dst_t, std::ldexp(1.0, dst_bias - bias + exp));
       result = f16 ? fmt::format("ab::hmul2(v, 0x{:08x}u)", pair(scale)) : fmt::format("ab::bfma2(v, 0x{:08x}u, 0x80008000u)", pair(scale));
     }
     // Special codes: compare the high-aligned magnitude bits of each half.
@@ -287,7 +300,8 @@ void Emitter::small_float_to_f32(const Instruction& inst, const std::vector<std:
   const std::string src = value(inst.operands[0].name), dst = value(inst.result);
   declare_tile(inst.result, to);
   const std::uint32_t magnitude = ((1u << (E + M)) - 1u) << (23 - M);
-  const std::uint32_t scale = static_cast<std::uint32_t>(254 - t.exponent_bias()) << 23;  // 2^(127 - bias)
+  const int exp = static_cast<int>(inst.attrs.exp.value_or(0));
+  const std::uint32_t scale = static_cast<std::uint32_t>(254 - t.exponent_bias() + exp) << 23;  // 2^(127 - bias + exp)
   for (std::int64_t s = 0; s < to.layout->local_size(); ++s) {
     const std::int64_t p = source_slot[s] * N;  // the code's bits: [p, p + N) of the source's words
     const std::string x = field(src, words(from), p + N - 32);  // sign at bit 31
@@ -309,11 +323,15 @@ void Emitter::scalar_cast(const Instruction& inst, const std::vector<std::int64_
   const bool reordered = inst.type.has_value();
   std::string code = fmt::format("ab::get<{}>({}, {})", sb, src, reordered ? "from" : "s");
   std::string converted;
-  if (from.dtype == to.dtype) {
+  if (from.dtype == to.dtype && !inst.attrs.exp) {
     converted = code;
   } else if (int_to_int) {
     const std::string wide = from.dtype.is_signed() ? fmt::format("ab::sext<{}>({})", sb, code) : fmt::format("(ab::i64)({})", code);
     converted = fmt::format("ab::saturate_int<{}, {}>({})", db, to.dtype.is_signed() ? "true" : "false", wide);
+  } else if (const int exp = static_cast<int>(inst.attrs.exp.value_or(0)); exp != 0) {
+    // Exact: the type rule admits exp only when every source value times 2^exp is a destination value.
+    converted = encode_f32(to.dtype, fmt::format("({} * ab::as_float(0x{:08x}u))", decode_f32(from.dtype, code),
+                                                 static_cast<std::uint32_t>(127 + exp) << 23));
   } else {
     converted = encode_f32(to.dtype, decode_f32(from.dtype, code));
   }

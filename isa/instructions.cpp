@@ -1,6 +1,7 @@
 #include "isa/instructions.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "isa/error.h"
 #include "layout/mma_layouts.h"
@@ -230,6 +231,24 @@ std::optional<Opcode> find_opcode(std::string_view name) {
   return std::nullopt;
 }
 
+std::string check_exact_rescale(DataType from, DataType to, std::int64_t exp) {
+  if (!to.is_float()) return fmt::format("exp={} needs a floating-point destination, not {}", exp, to.name());
+  if (from.bits() > 16 || from.is_bool())
+    return fmt::format("exp={} needs a source of at most 16 bits (every value is checked), not {}", exp, from.name());
+  if (exp < -64 || exp > 64) return fmt::format("exp={} is out of range (-64..64)", exp);
+  // Every finite value of the source, times 2^exp, must be a value of the destination: the cast then
+  // rounds nothing, and any lowering (a packed multiply, a moved exponent field) computes the same.
+  for (std::uint32_t code = 0; code <= from.code_mask(); ++code) {
+    const double v = decode(from, code);
+    if (!std::isfinite(v)) continue;
+    const double scaled = std::ldexp(v, static_cast<int>(exp));
+    if (decode(to, encode(to, scaled)) != scaled)
+      return fmt::format("exp={} does not rescale {} exactly into {}: code 0x{:x} ({}) becomes {}", exp, from.name(),
+                         to.name(), code, v, scaled);
+  }
+  return {};
+}
+
 const char* attr_name(Attr a) {
   switch (a) {
     case DTYPE: return "dtype";
@@ -240,6 +259,7 @@ const char* attr_name(Attr a) {
     case N: return "n";
     case INIT: return "init";
     case MASKED: return "masked";
+    case EXP: return "exp";
   }
   return "?";
 }
@@ -254,6 +274,7 @@ bool has_attribute(const Attributes& a, Attr which) {
     case N: return a.n.has_value();
     case INIT: return a.init.has_value();
     case MASKED: return a.masked;
+    case EXP: return a.exp.has_value();
   }
   return false;
 }
@@ -359,6 +380,9 @@ CheckResult check_instruction(const CheckInput& in) {
       if (e = scopes({Scope::Register}); !e.empty()) return fail(e);
       TensorType t = *ts[0];
       t.dtype = *inst.attrs.dtype;
+      if (inst.attrs.exp) {
+        if (e = check_exact_rescale(ts[0]->dtype, t.dtype, *inst.attrs.exp); !e.empty()) return fail(e);
+      }
       if (!inst.type) return ok(t);
       // A declared result: the same elements in every thread, in another slot order (a packed format's
       // code order differs from the order an instruction consumes).

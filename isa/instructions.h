@@ -17,7 +17,8 @@ enum class Opcode {
 #undef X
 };
 
-enum Attr : unsigned { DTYPE = 1, SHAPE = 2, STRIDES = 4, DIMS = 8, OP = 16, N = 32, INIT = 64, MASKED = 128 };
+enum Attr : unsigned { DTYPE = 1, SHAPE = 2, STRIDES = 4, DIMS = 8, OP = 16, N = 32, INIT = 64, MASKED = 128, EXP = 256 };
+inline constexpr unsigned kLastAttr = EXP;  // the highest bit: loops over every attribute stop here
 enum class TypeDecl { None, Register, Shared, OptionalRegister };
 
 // One operand: a tensor value (%name) or a pointer parameter (name), with a tile offset for T[] kinds.
@@ -35,6 +36,7 @@ struct Attributes {
   std::optional<std::int64_t> n;
   std::optional<double> init;
   bool masked = false;
+  std::optional<std::int64_t> exp;  // cast: the value times 2^exp (an exact rescale; the type rule checks it)
   friend bool operator==(const Attributes&, const Attributes&) = default;
 };
 
@@ -67,6 +69,9 @@ struct InstructionInfo {
 const InstructionInfo& info(Opcode op);
 bool has_attribute(const Attributes& a, Attr which);
 const std::vector<InstructionInfo>& instruction_table();
+// The rule for a cast's exp attribute: an empty string when every finite value of `from` times 2^exp is a
+// value of `to` (so the cast rounds nothing), else why not, naming the first code that fails.
+std::string check_exact_rescale(DataType from, DataType to, std::int64_t exp);
 std::optional<Opcode> find_opcode(std::string_view name);
 const char* attr_name(Attr a);
 

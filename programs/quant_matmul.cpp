@@ -245,6 +245,13 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // group to an f32 partial sum (sum_k A q s = s sum_k A q); otherwise each weight is scaled through f32
   // before the product (e.g. f7e5m1 reaches 98304, beyond f16).
   const bool fold_scale = isa::max_finite(f.weights) <= isa::max_finite(act);
+  // Small floats decode by moving their fields into f16's, which leaves every value times 2^(bias - 15);
+  // the cast normally multiplies that back per pair. With the scale applied per group (and no zero
+  // points subtracted from the decoded weights) the factor joins the group's scale instead: one packed
+  // multiply less per pair of weights.
+  const int bias_fold = fold_scale && act == DataType::f16() && f.weights.is_float() && f.zeros == ZeroMode::None
+                            ? f.weights.exponent_bias() - 15
+                            : 0;
   std::string schedule = describe(s);
   std::erase(schedule, ' ');
   vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}{}_{}", f.weights.name(), act.name(), f.group,
@@ -353,7 +360,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     a = bld.name(a, "a");
     bytes = bld.name(bytes, "bytes");
     auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, half_split_layout(wl, b))), "codes");
-    auto w = bld.name(bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)), "w");
+    auto w = bld.name(bias_fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), bias_fold)
+                                : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
+                      "w");
     if (f.zeros != ZeroMode::None) {
       const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
       auto z = group_tile(Z, zt, g, 16 * c, wl);
@@ -370,7 +379,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       if (fold_scale) {
         vm::Value scale = swap ? transpose(group_tile(S, act, g, rows, permute(cl, std::array{1, 0})), act, permute(cl, std::array{1, 0}))
                                : group_tile(S, act, g, rows, cl);
-        scale = bld.name(bld.cast(scale, f32), "scale");
+        scale = bld.name(bias_fold ? bld.cast_scaled(scale, f32, -bias_fold) : bld.cast(scale, f32), "scale");
         bld.assign(acc, bld.fma(part, scale, acc));
       } else {
         bld.assign(acc, bld.add(acc, part));

@@ -174,6 +174,18 @@ Value Builder::cast(Value x, DataType to, Loc loc) {
   a.dtype = to;
   return emit(Opcode::Cast, {{x.name, {}}}, std::nullopt, a, loc);
 }
+Value Builder::cast_scaled(Value x, DataType to, int exp, Loc loc) {
+  isa::Attributes a;
+  a.dtype = to;
+  a.exp = exp;
+  return emit(Opcode::Cast, {{x.name, {}}}, std::nullopt, a, loc);
+}
+Value Builder::cast_scaled(Value x, const TensorType& to, int exp, Loc loc) {
+  isa::Attributes a;
+  a.dtype = to.dtype;
+  a.exp = exp;
+  return emit(Opcode::Cast, {{x.name, {}}}, to, a, loc);
+}
 Value Builder::cast(Value x, const TensorType& to, Loc loc) {
   isa::Attributes a;
   a.dtype = to.dtype;

@@ -63,6 +63,10 @@ class Builder {
   void sync_threads(Loc loc = Loc::current());
 
   Value cast(Value x, DataType to, Loc loc = Loc::current());
+  // x * 2^exp in `to`, an exact rescale (the verifier checks every value of x's type): lets a decode skip
+  // its power-of-two bias multiply when the factor can be applied elsewhere, e.g. once per scale group.
+  Value cast_scaled(Value x, DataType to, int exp, Loc loc = Loc::current());
+  Value cast_scaled(Value x, const TensorType& to, int exp, Loc loc = Loc::current());
   // The cast's result in `to`'s layout: each thread's elements in another slot order.
   Value cast(Value x, const TensorType& to, Loc loc = Loc::current());
   Value neg(Value x, Loc loc = Loc::current());

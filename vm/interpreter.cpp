@@ -306,9 +306,10 @@ class BlockRunner {
         const RegisterTile& x = get<RegisterTile>(ops[0].name);
         RegisterTile out = make_tile(typing_.values.at(inst.result), inst);
         const bool reordered = inst.type.has_value();  // a declared layout: same elements, other slots
+        const int exp = static_cast<int>(inst.attrs.exp.value_or(0));
         for_each_slot(out, [&](std::int64_t t, std::int64_t l, const Shape& index) {
           const std::int64_t from = reordered ? x.type.layout->map(index).local : l;
-          out.set(t, l, isa::encode(out.type.dtype, isa::decode(x.type.dtype, x.get(t, from))));
+          out.set(t, l, isa::encode(out.type.dtype, std::ldexp(isa::decode(x.type.dtype, x.get(t, from)), exp)));
         });
         values_[inst.result] = std::move(out);
         return;

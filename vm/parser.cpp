@@ -377,7 +377,7 @@ class Parser {
       fail(fmt::format("': TYPE' ({} declares its result type)", name));
     }
     if (accept('{')) attributes(inst);
-    for (unsigned bit = 1; bit <= isa::MASKED; bit <<= 1)
+    for (unsigned bit = 1; bit <= isa::kLastAttr; bit <<= 1)
       if ((info.required_attrs & bit) && !has_attr(inst, bit))
         throw error_at(op_at, fmt::format("{} needs the attribute '{}'", name, isa::attr_name(static_cast<isa::Attr>(bit))));
     end_of_line();
@@ -395,11 +395,11 @@ class Parser {
       const auto at = mark();
       const std::string key = identifier("an attribute name");
       unsigned bit = 0;
-      for (unsigned b = 1; b <= isa::MASKED; b <<= 1)
+      for (unsigned b = 1; b <= isa::kLastAttr; b <<= 1)
         if (key == isa::attr_name(static_cast<isa::Attr>(b))) bit = b;
       if (bit == 0 || !(info.allowed_attrs & bit)) {
         std::vector<std::string> allowed;
-        for (unsigned b = 1; b <= isa::MASKED; b <<= 1)
+        for (unsigned b = 1; b <= isa::kLastAttr; b <<= 1)
           if (info.allowed_attrs & b) allowed.push_back(isa::attr_name(static_cast<isa::Attr>(b)));
         throw error_at(at, fmt::format("{} does not take the attribute '{}' (it takes: {})", info.name, key,
                                        allowed.empty() ? "none" : fmt::format("{}", fmt::join(allowed, ", "))));
@@ -432,6 +432,7 @@ class Parser {
         case isa::OP: a.op = identifier("a reduction (add, max, min)"); break;
         case isa::N: a.n = integer(); break;
         case isa::INIT: a.init = number(); break;
+        case isa::EXP: a.exp = integer(); break;
       }
     } while (accept(','));
     expect('}');

@@ -53,6 +53,7 @@ std::string instruction_text(const Instruction& inst) {
   if (a.n) attrs.push_back(fmt::format("n={}", *a.n));
   if (a.init) attrs.push_back(fmt::format("init={}", *a.init));
   if (a.masked) attrs.push_back("masked");
+  if (a.exp) attrs.push_back(fmt::format("exp={}", *a.exp));
   if (!attrs.empty()) s += fmt::format(" {{{}}}", fmt::join(attrs, ", "));
   return s;
 }

@@ -124,7 +124,7 @@ class Verifier {
     if (inst.type && (inst.type->scope == isa::Scope::Shared) != (info.declares == isa::TypeDecl::Shared))
       return fail("declares the wrong kind of tile (shared vs register)");
 
-    for (unsigned bit = 1; bit <= isa::MASKED; bit <<= 1) {
+    for (unsigned bit = 1; bit <= isa::kLastAttr; bit <<= 1) {
       const auto attr = static_cast<isa::Attr>(bit);
       if (isa::has_attribute(inst.attrs, attr) && !(info.allowed_attrs & bit))
         return fail(fmt::format("does not take the attribute '{}'", isa::attr_name(attr)));

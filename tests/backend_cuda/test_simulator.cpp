@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 
 #include "backend_cuda/simulator.h"
@@ -157,6 +158,61 @@ TEST_CASE("casts with a declared slot order: half-split pairs and reversed slots
   // The half-split order is what makes 1, 2 and 4-bit integer pairs two instructions.
   const auto kernel = passes::run_pipeline(dequant_reordered(DataType::f16(), true)).kernel;
   CHECK(kernel.source.find("ab::hfma2(ab::lop3<0x6a>(t_") != std::string::npos);
+}
+
+namespace {
+
+// Every small float (and f16) cast with each exponent in `exps` that rescales it exactly into `out` (a
+// missing exponent: the one that leaves f16's bias out of the decode, bias - 15), in the half-split mma
+// order the matmul decodes (a declared layout) and in the packed order itself.
+vm::Program dequant_scaled(DataType out, const std::vector<std::optional<int>>& exps, std::optional<DataType> only = std::nullopt) {
+  vm::Builder b("dequant_scaled", 1);
+  const RegisterLayout fragment = local({4, 1}) * local({1, 2}) * mma_m16n8k16_b();
+  for (DataType code : isa::all_dtypes()) {
+    if (!code.is_float() || code.bits() > 16 || (only && !(code == *only))) continue;
+    const RegisterLayout packed = programs::half_split_layout(fragment, std::min(code.bits(), 8));
+    const int bytes = 4 * code.bits();  // 32 codes a lane
+    auto q = b.pointer("q_" + code.name(), DataType::unsigned_int(8));
+    auto vq = b.global_view(q, {32, bytes}, {bytes, 1});
+    auto raw = b.load_global(vq, {0, 0}, vm::reg(DataType::unsigned_int(8), {32, bytes}, spatial({32, 1}) * local({1, bytes})));
+    auto codes = b.view(raw, vm::reg(code, {64, 16}, code.bits() <= 8 ? packed : fragment));
+    for (std::optional<int> k : exps) {
+      const int e = k.value_or(code.exponent_bias() - 15);
+      if (e == 0 || !isa::check_exact_rescale(code, out, e).empty()) continue;
+      for (bool declared : {true, false}) {
+        if (declared && k) continue;  // the matmul's declared order with its own exponent; the rest plain
+        auto o = b.pointer(fmt::format("out_{}_{}{}", code.name(), e < 0 ? "m" : "p", std::abs(e)) + (declared ? "_mma" : ""), out);
+        auto vo = b.global_view(o, {64, 16}, {16, 1});
+        b.store_global(declared ? b.cast_scaled(codes, vm::reg(out, {64, 16}, fragment), e) : b.cast_scaled(codes, out, e), vo, {0, 0});
+      }
+    }
+  }
+  return b.build();
+}
+
+}  // namespace
+
+TEST_CASE("casts with exp=k: every code of every small float (and f16) times 2^k, bit-exact") {
+  auto every_code = [](vm::HostBuffers& buffers) {
+    for (DataType code : isa::all_dtypes()) {
+      if (!code.is_float() || code.bits() > 16) continue;
+      auto& q = buffers.at("q_" + code.name());
+      for (std::size_t i = 0; i < 1024; ++i)
+        isa::write_code(q, i, code.bits(), static_cast<std::uint32_t>(i * 7 + i / 256) & code.code_mask());
+    }
+  };
+  const std::vector<std::optional<int>> exps = {std::nullopt, -1, 3};
+  for (DataType out : {DataType::f16(), DataType::bf16(), DataType::f32()}) {
+    CAPTURE(out.name());
+    const auto p = dequant_scaled(out, exps);
+    CHECK(p.params.size() > 40);
+    check_same(p, {}, 21, {}, every_code);
+  }
+  // f8e4m3 to f16 at 2^-8 needs no multiply: the moved fields are the value times 2^-8 already.
+  const auto plain = passes::run_pipeline(dequant_scaled(DataType::f16(), {1}, isa::parse_dtype("f8e4m3"))).kernel;
+  const auto folded = passes::run_pipeline(dequant_scaled(DataType::f16(), {-8}, isa::parse_dtype("f8e4m3"))).kernel;
+  CHECK(plain.source.find("ab::hmul2(") != std::string::npos);
+  CHECK(folded.source.find("ab::hmul2(") == std::string::npos);
 }
 
 TEST_CASE("casts from f32 to every type encode like the host (NaN, inf, subnormals, saturation)") {

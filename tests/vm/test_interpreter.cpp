@@ -260,3 +260,23 @@ TEST_CASE("a cast with a declared layout converts each element into its new slot
     CHECK(isa::decode(DataType::f16(), isa::read_code(out.at("y"), i, 16)) == isa::decode(DataType::f16(), isa::encode(DataType::f16(), x)));
   }
 }
+
+TEST_CASE("a cast with exp=k multiplies by 2^k before its one rounding") {
+  const auto p = vm::parse(R"(program scaled(x: ptr<f8e4m3>, y: ptr<f16>) grid(1) warps(1) {
+  %gx = global_view x {shape=[32], strides=[1]}
+  %gy = global_view y {shape=[32], strides=[1]}
+  %a = load_global %gx[0] : f8e4m3[32] @ spatial(32)
+  %b = cast %a {dtype=f16, exp=-8}
+  store_global %b, %gy[0]
+}
+)",
+                           "t.vm");
+  auto buffers = vm::random_buffers(p, {}, 1);
+  // e4m3 codes and the f16 bits of value x 2^-8, worked by hand: 1.0 -> 2^-8; the smallest subnormal
+  // 2^-9 -> 2^-17 (an f16 subnormal, 128 x 2^-24); the largest, 448 -> 1.75; -1.0; the NaN code.
+  const std::pair<std::uint32_t, std::uint32_t> cases[] = {{0x38, 0x1C00}, {0x01, 0x0080}, {0x7e, 0x3F00}, {0xb8, 0x9C00}};
+  for (std::size_t i = 0; i < 32; ++i) isa::write_code(buffers.at("x"), i, 8, i < 4 ? cases[i].first : 0x7f);
+  vm::interpret(p, vm::as_arguments(buffers, {}));
+  for (std::size_t i = 0; i < 4; ++i) CHECK(isa::read_code(buffers.at("y"), i, 16) == cases[i].second);
+  CHECK(std::isnan(element(buffers.at("y"), f16, 5)));
+}

@@ -128,6 +128,8 @@ TEST_CASE("parse errors report file:line:column and what was expected") {
       {"program p() grid(1) warps(1) {\n  %x = alloc_register : f32[4] @ local(4) {n=3}\n}\n",
        "t.vm:2:44: alloc_register does not take the attribute 'n' (it takes: init)"},
       {"program p() grid(1) warps(1) {\n  wait_group\n}\n", "t.vm:2:3: wait_group needs the attribute 'n'"},
+      {"program p() grid(1) warps(1) {\n  wait_group {n=0, exp=2}\n}\n",
+       "t.vm:2:20: wait_group does not take the attribute 'exp' (it takes: n)"},
       {"program p() grid(1) warps(1) {\n  sync_threads\n", "t.vm:3:1: expected '}' to close the block"},
       {"program p() grid(1) warps(1) {\n  %y = sync_threads\n}\n", "sync_threads produces no value; remove '%y ='"},
       {"program p() grid(1) warps(1) {\n  load_global %g[0] : f32[4]\n}\n", "load_global produces a value: write '%name ="},

@@ -71,6 +71,13 @@ TEST_CASE("each verifier rule has its own message") {
       {v + "  %x = load_global %g[0] : f32[16] @ spatial(32)\n", "layout spatial(32) has shape [32] but the tile is [16]"},
       {x + "  %h = cast %x {dtype=f16}\n  %y = add %x, %h\n", "add: add operands must have one dtype, got f32 and f16"},
       {x + "  %h = cast %x : f32[32] @ spatial(32) {dtype=f16}\n", "the declared type f32[32] @ spatial(32) must have the dtype attribute's type f16"},
+      {x + "  %h = cast %x {dtype=f16, exp=1}\n", "cast: exp=1 needs a source of at most 16 bits (every value is checked), not f32"},
+      {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=int8, exp=1}\n", "exp=1 needs a floating-point destination, not int8"},
+      {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f32, exp=65}\n", "exp=65 is out of range (-64..64)"},
+      {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f16, exp=1}\n",
+       "exp=1 does not rescale f16 exactly into f16: code 0x7800 (32768) becomes 65536"},
+      {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f16, exp=-1}\n",
+       "exp=-1 does not rescale f16 exactly into f16: code 0x1 (5.960464477539063e-08) becomes 2.9802322387695312e-08"},
       {x + "  %h = cast %x : f16[16] @ spatial(16) {dtype=f16}\n", "must keep the shape of f16[32] @ spatial(32)"},
       {v + "  %y = load_global %g[0] : f32[64] @ spatial(32) * local(2)\n  %h = cast %y : f16[64] @ local(2) * spatial(32) {dtype=f16}\n",
        "f16[64] @ spatial(32) * local(2) cannot become f16[64] @ local(2) * spatial(32) by reordering each thread's slots: "
