@@ -123,3 +123,26 @@ TEST_CASE("the bench model: minimum bytes and the roofline arithmetic") {
   CHECK(m.time_s == doctest::Approx(5e-6));  // mma-bound here
   CHECK(m.roofline_s == doctest::Approx(2e-6));
 }
+
+TEST_CASE("the bench report's measured table: GB/s of the minimum bytes, speedup over cuBLAS, measured over modeled") {
+  bench::Report r;
+  bench::Row row;
+  row.format = "int4 f16 g128", row.M = 1, row.N = 8192, row.K = 8192, row.arch = "sm_90";
+  row.occupancy = {{"A100", {8, 32}}, {"H100", {8, 32}}};
+  row.traffic = {33.5e6, 60e6, 34e6};
+  for (const auto& g : bench::gpu_specs()) row.models[g.name] = bench::Model{};
+  row.models["H200"].time_s = 8e-6;
+  row.measured_ms = 0.02, row.measured_min_ms = 0.019, row.measured_max_ms = 0.021, row.cublas_ms = 0.035;
+  row.timing = "graph", row.device = "NVIDIA H200";
+  r.rows.push_back(row);
+  const std::string md = bench::markdown(r);
+  // 33.5 MB in 20 us: 1675 GB/s; cuBLAS 35 us: 1.75x; 20 us against the H200 model's 8 us: 2.50.
+  CHECK(md.find("| int4 f16 g128 | 1 | 8192 | 8192 | NVIDIA H200 | 20.00 | 19.00–21.00 | graph | 1675 | 35.00 | 1.75 | 8.00 | 2.50 |") !=
+        std::string::npos);
+  const std::string js = bench::json(r);
+  CHECK(js.find("\"measured_ms\": 0.02, \"measured_min_ms\": 0.019, \"measured_max_ms\": 0.021, \"timing\": \"graph\", "
+                "\"device\": \"NVIDIA H200\", \"cublas_fp16_ms\": 0.035") != std::string::npos);
+  // Without a GPU there is no measured table.
+  r.rows[0].measured_ms = -1;
+  CHECK(bench::markdown(r).find("## Measured on the GPU") == std::string::npos);
+}
