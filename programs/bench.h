@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "backend_cuda/sass_analysis.h"
 #include "programs/quant_matmul.h"
 
 namespace anybit::bench {
 
 // Published figures (datasheets); mma.sync is modeled at the dense fp16 tensor peak on A100 and at half
-// the wgmma peak on H100/H200 (mma.sync cannot reach wgmma rates).
+// the wgmma peak on H100/H200 (mma.sync cannot reach wgmma rates). The issue rate is measured: these
+// kernels issue on about half the scheduler cycles (docs/measured-h200.md).
 struct GpuSpec {
   std::string name;
   double bandwidth = 0;     // bytes/s, HBM
@@ -24,7 +26,11 @@ struct GpuSpec {
   int multiprocessors = 0;
   double clock = 0;         // Hz, boost
   std::string source;
+  double issue_efficiency = 1;  // warp instructions issued per scheduler per cycle
 };
+// Instructions issued per scheduler per cycle by the quantized matmul's main loop, measured with Nsight
+// Compute on an H200 (int4, M = 1, 8192 x 8192: 0.50 at 3.8 resident warps per scheduler).
+inline constexpr double kMeasuredIssueEfficiency = 0.5;
 const std::vector<GpuSpec>& gpu_specs();
 
 struct Traffic {
@@ -43,8 +49,14 @@ struct Model {
   double roofline_s = 0;                                    // minimum bytes / bandwidth
   double fp16_s = 0;                                        // an fp16 weight matmul at its roofline
 };
-// issue_instructions: warp instructions the kernels issue in all (main loop x iterations).
+// issue_instructions: warp instructions the kernels issue in all (an average main-loop iteration x
+// iterations), at gpu.issue_efficiency per scheduler per cycle.
 Model model(const GpuSpec& gpu, const Traffic& t, double mma_flops_needed, double issue_instructions);
+
+// Instructions an average main-loop iteration issues: the blocks every iteration executes, plus each
+// conditional block weighted by how often it runs (a scale group's end once per `chunks_per_group`
+// iterations, the pipeline refill every iteration).
+double average_iteration(const backend_cuda::SassProgram& p, const backend_cuda::MainLoop& loop, std::int64_t chunks_per_group);
 
 struct Row {
   std::string format;  // "int4 f16 g128"
@@ -55,6 +67,9 @@ struct Row {
   std::map<std::string, std::pair<int, int>> occupancy;  // GPU -> (blocks, warps) per SM
   bool sass = false;                                     // SASS figures below are from nvdisasm
   int loop_every = 0, loop_sometimes = 0;                // issued instructions per main-loop iteration
+  // An average iteration: every-iteration blocks, the pipeline refill (nearly every iteration) and a
+  // scale group's end (once per group) weighted by how often they run. Drives the modeled issue time.
+  double loop_average = 0;
   std::map<std::string, int> loop_counts;                // HMMA, LDSM, LDS, BAR, LDGSTS, LDG, STL, LDL per iteration
   double slots_per_1024 = 0;                             // main-loop issue slots per 1024 weights
   int copies_16 = 0, copies_narrow = 0;                  // global->shared copies (whole kernel) by width

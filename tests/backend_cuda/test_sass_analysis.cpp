@@ -120,6 +120,9 @@ TEST_CASE("the bench model: minimum bytes and the roofline arithmetic") {
   CHECK(m.memory_s == doctest::Approx(3e-6));
   CHECK(m.mma_s == doctest::Approx(5e-6));
   CHECK(m.issue_s == doctest::Approx(8e5 / (100 * 4 * 1e9)));
+  bench::GpuSpec half = gpu;
+  half.issue_efficiency = 0.5;  // half the cycles issue: twice the issue time
+  CHECK(bench::model(half, {2e6, 4e6, 3e6}, 5e8, 8e5).issue_s == doctest::Approx(2 * 8e5 / (100 * 4 * 1e9)));
   CHECK(m.time_s == doctest::Approx(5e-6));  // mma-bound here
   CHECK(m.roofline_s == doctest::Approx(2e-6));
 }
@@ -145,4 +148,29 @@ TEST_CASE("the bench report's measured table: GB/s of the minimum bytes, speedup
   // Without a GPU there is no measured table.
   r.rows[0].measured_ms = -1;
   CHECK(bench::markdown(r).find("## Measured on the GPU") == std::string::npos);
+}
+
+TEST_CASE("an average main-loop iteration weights the refill by one and a group's end by 1 / chunks per group") {
+  const auto p = parse_sass(R"(
+.L_x_0:
+        /*0000*/                   IADD3 R2, R2, 0x1, RZ ;
+        /*0010*/               @P0 BRA `(.L_x_1) ;
+        /*0020*/                   LDGSTS.E.BYPASS.128 [R3], [R4.64] ;
+        /*0030*/                   IADD3 R5, R5, 0x10, RZ ;
+.L_x_1:
+        /*0040*/                   HMMA.16816.F32 R4, R8, R12, R4 ;
+        /*0050*/               @P1 BRA `(.L_x_2) ;
+        /*0060*/                   LDG.E R6, [R4.64] ;
+        /*0070*/                   FFMA R7, R6, R8, R7 ;
+.L_x_2:
+        /*0080*/                   ISETP.NE.AND P2, PT, R2, 0x10, PT ;
+        /*0090*/               @P2 BRA `(.L_x_0) ;
+        /*00a0*/                   EXIT ;
+)");
+  const auto main = main_loop(p);
+  REQUIRE(main);
+  CHECK(total(main->every) == 6);      // IADD3, BRA, HMMA, BRA, ISETP, BRA
+  CHECK(total(main->sometimes) == 4);  // the refill (LDGSTS, IADD3) and the group's end (LDG, FFMA)
+  CHECK(bench::average_iteration(p, *main, 2) == doctest::Approx(6 + 2 + 2 / 2.0));
+  CHECK(bench::average_iteration(p, *main, 4) == doctest::Approx(6 + 2 + 2 / 4.0));
 }
