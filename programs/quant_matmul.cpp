@@ -156,9 +156,10 @@ int default_multiprocessors(const std::string& arch) {
 Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, const Target& target) {
   validate(f, M, N, K);
   const int sm_count = target.multiprocessors > 0 ? target.multiprocessors : default_multiprocessors(target.arch);
-  const int capability = std::stoi(target.arch.substr(3));  // "sm_90a" -> 90 (the table above vetted the name)
   Schedule s;
-  s.stages = capability >= 90 ? 4 : 3;
+  // Four stages on every architecture: a power of two makes the stage index a mask (three cost a remainder,
+  // 6-11 instructions an iteration on sm_80), and the fourth keeps more bytes in flight.
+  s.stages = 4;
   // M <= 8: the weights on the mma A side, 8-row tiles (half the mma and ldmatrix work of a 16-row tile).
   // Bigger M tiles reuse each decoded weight for more rows; M <= 16 is memory-bound and takes one.
   s.weights_on_a = M <= 8;

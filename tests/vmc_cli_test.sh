@@ -105,7 +105,7 @@ expect_ok "matmul f6e3m2 emits CUDA" 'quant_matmul_f6e3m2_f16_g32' -- "$vmc" mat
 expect_error "matmul rejects bad shapes" 'N and K must be multiples of 16, got N=100' -- "$vmc" matmul --wtype int4 --N 100
 expect_error "matmul rejects int zeros on signed formats" 'integer zero points need an unsigned integer format, not int4' -- "$vmc" matmul --wtype int4 --zeros int
 expect_error "matmul rejects unknown formats" "unknown data type 'int9'" -- "$vmc" matmul --wtype int9
-expect_ok "matmul chooses weights on A and split-K for M = 1" 'schedule w4 m1 s3 k[0-9]+ wa .*splitk_reduce' -- "$vmc" matmul --wtype int4 --M 1 --N 1024 --K 4096
+expect_ok "matmul chooses weights on A and split-K for M = 1" 'schedule w4 m1 s4 k[0-9]+ wa .*splitk_reduce' -- "$vmc" matmul --wtype int4 --M 1 --N 1024 --K 4096
 expect_ok "matmul sm_90 takes 4 stages" 'schedule w4 m1 s4 ' -- "$vmc" matmul --wtype int4 --M 16 --N 1024 --K 1024 --arch sm_90
 expect_ok "matmul --schedule split-K on the simulator" 'PASS$' -- "$vmc" matmul --wtype f5e2m2 --group 64 --M 3 --N 48 --K 256 --run sim --check --schedule 'w2 m1 s2 k3 wa'
 expect_error "matmul rejects a malformed --schedule" "schedule 'w4 m1' is not of the form" -- "$vmc" matmul --wtype int4 --schedule 'w4 m1'
