@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one run (a lent GPU's time is short): the README's main job on the GPU,
+# The checks that need a GPU, in one run: the README's main job on the GPU,
 # the gpu test tier, every 1-8-bit format through `vmc matmul --run gpu --check` on three configurations,
 # `vmc bench --gpu`, and an Nsight Compute profile of the int4 kernel (docs/measured-h200.md has a run's
 # results). Each step has its own time limit; a failing step is reported and the rest still run.
