@@ -253,6 +253,10 @@ float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
   return milliseconds;
 }
 
+int rotation_copies(std::size_t bytes) {
+  return static_cast<int>(std::clamp<std::size_t>((std::size_t{100} << 20) / std::max<std::size_t>(bytes, 1) + 1, 2, 64));
+}
+
 GpuTiming gpu_time(const std::function<void(int, void*)>& work, int launches, int repeats) {
   enter_device();
   if (repeats < 1 || launches < 1)

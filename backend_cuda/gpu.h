@@ -40,6 +40,10 @@ void gpu_synchronize();
 // Whether `pointer` is memory the driver knows (device, managed or registered host memory).
 bool is_device_pointer(std::uint64_t pointer);
 
+// How many copies of a `bytes` buffer to rotate through so that a timed loop streams it from DRAM: enough
+// to exceed 100 MB together (twice the largest L2), at least 2 and at most 64.
+int rotation_copies(std::size_t bytes);
+
 struct GpuTiming {
   float milliseconds = 0;                          // median over the repeats, per launch
   float min_milliseconds = 0, max_milliseconds = 0;  // the spread of those repeats

@@ -154,14 +154,11 @@ void time_on_gpu(const QuantFormat& f, const Schedule& s, Row& r, std::map<std::
     for (std::size_t i = 0; i < std::min(n, kPattern / 2); ++i) isa::write_code(host, i, t.bits(), isa::encode(t, normal(rng)));
     return repeat_pattern(std::move(host), kPattern);
   };
-  auto copies = [](std::size_t bytes) {
-    return static_cast<int>(std::clamp<std::size_t>((std::size_t{100} << 20) / std::max<std::size_t>(bytes, 1) + 1, 2, 64));
-  };
   try {
     const std::int64_t M = r.M, N = r.N, K = r.K, groups = K / f.group;
     const auto weights_host = random_bytes(programs::packed_size(f, N, K));
     std::vector<std::uint64_t> weights;
-    for (int i = 0, n = copies(weights_host.size()); i < n; ++i) weights.push_back(upload(weights_host));
+    for (int i = 0, n = backend_cuda::rotation_copies(weights_host.size()); i < n; ++i) weights.push_back(upload(weights_host));
     MatmulProblem p;
     p.format = f, p.M = M, p.N = N, p.K = K;
     auto ptr = [](std::uint64_t d) { return reinterpret_cast<void*>(d); };
@@ -192,7 +189,7 @@ void time_on_gpu(const QuantFormat& f, const Schedule& s, Row& r, std::map<std::
     if (f.activations == isa::DataType::f16() && backend_cuda::cublas_available() && !cublas_ms.count(shape)) {
       const auto dense_host = values(static_cast<std::size_t>(N * K), 0, 0.05);
       std::vector<std::uint64_t> dense;
-      for (int i = 0, n = copies(dense_host.size()); i < n; ++i) dense.push_back(upload(dense_host));
+      for (int i = 0, n = backend_cuda::rotation_copies(dense_host.size()); i < n; ++i) dense.push_back(upload(dense_host));
       cublas_ms[shape] = backend_cuda::gpu_time(
                              [&](int i, void* stream) {
                                backend_cuda::cublas_hgemm_nt(A, dense[static_cast<std::size_t>(i) % dense.size()], C,

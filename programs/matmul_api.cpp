@@ -305,7 +305,7 @@ TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int6
     p.A = device_buffer(bytes_of(M * K, f.activations));
     const std::size_t packed = programs::packed_size(f, N, K);
     std::vector<void*> weights;
-    for (std::size_t i = 0, n = std::clamp<std::size_t>((std::size_t{100} << 20) / packed + 1, 2, 64); i < n; ++i)
+    for (int i = 0, n = backend_cuda::rotation_copies(packed); i < n; ++i)
       weights.push_back(device_buffer(packed));
     p.scales = device_buffer(bytes_of(groups * N, f.activations));
     if (f.zeros != programs::ZeroMode::None)

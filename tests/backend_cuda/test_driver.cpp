@@ -44,3 +44,13 @@ TEST_CASE("an explicit GPU run without a driver fails with the probe's message")
   CHECK_THROWS_WITH_AS(backend_cuda::run_on_gpu(p, backend_cuda::emit_cuda(p), args),
                        doctest::Contains("no CUDA driver"), anybit::Error);
 }
+
+#include "backend_cuda/gpu.h"
+
+TEST_CASE("timed loops rotate through copies that exceed 100 MB together, 2 to 64 of them") {
+  CHECK(backend_cuda::rotation_copies(std::size_t{8} << 20) == 13);     // 13 x 8 MiB = 104 MiB
+  CHECK(backend_cuda::rotation_copies(std::size_t{60} << 20) == 2);     // two copies already exceed 100 MiB
+  CHECK(backend_cuda::rotation_copies(std::size_t{500} << 20) == 2);    // never fewer than two
+  CHECK(backend_cuda::rotation_copies(std::size_t{512} << 10) == 64);   // 201 would be needed; capped
+  CHECK(backend_cuda::rotation_copies(0) == 64);
+}
