@@ -128,7 +128,14 @@ Quantized quantize(const QuantFormat& f, const std::vector<float>& w, std::int64
   return q;
 }
 
-int chunk_steps(const QuantFormat& f) { return std::min(4, f.group / 16); }
+// k16 steps per chunk (the K extent of one pipeline stage): up to four (a 16-byte copy per lane at 4 bits),
+// and always a divisor of the group's steps, so that a group ends at the end of a chunk (a group of 80 has
+// five steps: chunks of one step; of 96, six: chunks of three).
+int chunk_steps(const QuantFormat& f) {
+  const int per_group = f.group / 16;
+  for (int c = std::min(4, per_group);; --c)
+    if (per_group % c == 0) return c;
+}
 
 std::string describe(const Schedule& s) {
   return fmt::format("w{} m{} s{} k{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "");

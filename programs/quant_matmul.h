@@ -50,7 +50,8 @@ struct Schedule {
   bool operator==(const Schedule&) const = default;
 };
 
-// K steps of 16 a lane's weight load covers: min(4, g / 16). A warp consumes 16 x 16c weights per chunk.
+// K steps of 16 a lane's weight load covers: the largest divisor of g / 16 up to 4 (a group always ends
+// at the end of a chunk). A warp consumes 16 x 16c weights per chunk.
 int chunk_steps(const QuantFormat& f);
 
 // "w4 m1 s3 k1" style (" wa" appended for weights_on_a), as printed by vmc and used in kernel names.

@@ -77,6 +77,31 @@ TEST_CASE("every format x {f16, bf16} on the interpreter against the double refe
   }
 }
 
+TEST_CASE("group sizes whose steps four does not divide (80, 96, 112, 160, 240) on the interpreter") {
+  // A chunk must never straddle two groups: the scale of its first group would be applied to all of it.
+  const DataType formats[] = {DataType::signed_int(4), DataType::unsigned_int(3), isa::parse_dtype("f6e3m2"),
+                              DataType::signed_int(8), isa::parse_dtype("f7e5m1")};
+  int index = 0;
+  for (int group : {80, 96, 112, 160, 240}) {
+    const DataType t = formats[index % 5];
+    const QuantFormat f{t, index % 2 ? DataType::bf16() : DataType::f16(), group,
+                        t.kind() == isa::TypeKind::UnsignedInt ? ZeroMode::Integer : ZeroMode::None};
+    const int c = programs::chunk_steps(f);
+    CHECK((group / 16) % c == 0);
+    CHECK(c <= 4);
+    const std::int64_t M = 3 + index, N = 48, K = 2 * group;
+    CAPTURE(group);
+    CAPTURE(t.name());
+    for (const programs::Schedule& s : {programs::Schedule{}, programs::Schedule{4, 1, 4, 3, true}}) {
+      CAPTURE(programs::describe(s));
+      auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(900 + index));
+      testing::run_schedule(p, s, [](const vm::Program& prog, const vm::Arguments& args) { vm::interpret(prog, args); });
+      CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
+    }
+    ++index;
+  }
+}
+
 TEST_CASE("unsupported configurations are clear errors") {
   CHECK_THROWS_WITH_AS(programs::validate({DataType::signed_int(4), DataType::f32(), 32, ZeroMode::None}, 1, 64, 64),
                        doctest::Contains("activations must be f16 or bf16, not f32"), Error);
