@@ -120,6 +120,16 @@ Emitter::CExpr Emitter::typed_expr(const Expr& e) const {
   return narrow(fmt::format("({} {} {})", wide(a), op, wide(b)));
 }
 
+std::string Emitter::index_type(const std::string& view, const std::vector<Expr>& offset, const Shape& shape) const {
+  if (!narrow_views_.count(view)) return "ab::i64";
+  for (std::size_t d = 0; d < offset.size(); ++d) {
+    const isa::Interval r = range(offset[d]);
+    // An index reaches offset + the tile's extent (masked accesses compare it before using it).
+    if (!r.fits_i32() || r.hi > INT32_MAX - (d < shape.size() ? shape[d] : 0)) return "ab::i64";
+  }
+  return "int";
+}
+
 std::vector<std::string> Emitter::thread_base(const RegisterLayout& l, const std::string& tid) const {
   const auto& modes = l.modes();
   std::vector<std::int64_t> thread_stride(modes.size(), 0);
@@ -236,9 +246,23 @@ void Emitter::instruction(const Instruction& inst) {
     case isa::Opcode::GlobalView: {
       const TensorType& t = type(inst.result);
       line("ab::u8* const {} = {};", value(inst.result), scalar_name(t.param));
+      // 32-bit addressing when the largest offset of any element, in the unit accesses multiply by (bytes,
+      // or bits below a byte), fits: extents and strides non-negative and bounded by the range analysis.
+      const int bits = t.dtype.bits(), unit = bits % 8 == 0 ? bits / 8 : bits;
+      __int128 largest = 0;
+      bool narrow = true;
+      for (std::size_t d = 0; d < t.global_shape.size() && narrow; ++d) {
+        const isa::Interval extent = range(t.global_shape[d]), stride = range(t.global_strides[d]);
+        narrow = extent.fits_i32() && stride.fits_i32() && extent.non_negative() && stride.non_negative();
+        if (narrow) largest += static_cast<__int128>(std::max<std::int64_t>(extent.hi - 1, 0)) * stride.hi * unit;
+      }
+      narrow = narrow && largest <= INT32_MAX;
+      if (narrow) narrow_views_.insert(inst.result);
+      else narrow_views_.erase(inst.result);
+      const char* type = narrow ? "int" : "ab::i64";
       for (std::size_t d = 0; d < t.global_shape.size(); ++d) {
-        line("const ab::i64 {}_extent{} = {};", value(inst.result), d, expr(t.global_shape[d]));
-        line("const ab::i64 {}_stride{} = {};", value(inst.result), d, expr(t.global_strides[d]));
+        line("const {} {}_extent{} = {};", type, value(inst.result), d, expr(t.global_shape[d]));
+        line("const {} {}_stride{} = {};", type, value(inst.result), d, expr(t.global_strides[d]));
       }
       return;
     }
@@ -330,6 +354,7 @@ EmittedKernel Emitter::run() {
   // returns at once otherwise, so index arithmetic may rely on it.
   std::set<std::string> dimensions;
   view_dimensions(program_.body, dimensions);
+  std::map<std::string, std::int64_t> bounds;  // the options' bounds that name a parameter
   std::vector<std::string> negative;
   for (const vm::Param& p : program_.params) {
     if (p.kind == vm::ParamKind::Pointer) continue;
@@ -338,17 +363,31 @@ EmittedKernel Emitter::run() {
       r.lo = 0;
       negative.push_back(fmt::format("{} < 0", scalar_name(p.name)));
     }
+    if (auto b = options_.bounds.find(p.name); b != options_.bounds.end()) {
+      r.hi = std::min(r.hi, b->second);
+      bounds.emplace(p.name, b->second);
+    }
     ranges_[p.name] = r;
     if (p.kind == vm::ParamKind::I32) scalars32_.insert(p.name);
     line("const {} {} = arg_{};", p.kind == vm::ParamKind::I32 ? "int" : "ab::i64", scalar_name(p.name), p.name);
   }
   if (!negative.empty()) line("if ({}) return;  // a negative view dimension", fmt::join(negative, " || "));
-  // Grid limits: x < 2^31, y and z < 2^16.
-  ranges_["blockIdx.x"] = {0, INT32_MAX};
-  ranges_["blockIdx.y"] = ranges_["blockIdx.z"] = {0, 65535};
-  for (const char* b : {"x", "y", "z"}) {
-    scalars32_.insert(fmt::format("blockIdx.{}", b));
-    line("const int block_{} = ab::block_idx({});", b, b[0] - 'x');
+  if (!bounds.empty()) {
+    std::vector<std::string> terms;
+    for (const auto& [name, bound] : bounds) terms.push_back(fmt::format("{} <= {}", name, bound));
+    line("// index arithmetic assumes {} (every launch checks)", fmt::join(terms, ", "));
+  }
+  // Grid limits: x < 2^31, y and z < 2^16, and below the grid's own size where the ranges bound it
+  // (launches size the grid from the same expressions).
+  const std::int64_t limit[3] = {INT32_MAX, 65535, 65535};
+  for (int d = 0; d < 3; ++d) {
+    const std::string name = fmt::format("blockIdx.{}", "xyz"[d]);
+    std::int64_t hi = 0;
+    if (d < static_cast<int>(program_.grid.size()))
+      hi = std::clamp<std::int64_t>(range(program_.grid[d]).hi - 1, 0, limit[d]);
+    ranges_[name] = {0, hi};
+    scalars32_.insert(name);
+    line("const int block_{} = ab::block_idx({});", "xyz"[d], d);
   }
   body(program_.body);
   out_ += "}\n";
@@ -359,7 +398,7 @@ EmittedKernel Emitter::run() {
                                      "them reduction scratch).",
                                      program_.name, program_.warps, shared, shared - typing_.shared.total_bytes));
   }
-  return EmittedKernel{program_.name, out_, static_cast<int>(program_.threads()), shared, fallbacks_, instructions_};
+  return EmittedKernel{program_.name, out_, static_cast<int>(program_.threads()), shared, fallbacks_, instructions_, bounds};
 }
 
 }  // namespace detail
@@ -370,6 +409,13 @@ void check_grid_limits(const std::string& kernel, const std::array<std::int64_t,
     if (grid[d] < 0 || grid[d] > limit[d])
       throw Error(fmt::format("kernel {}: grid dimension {} is {}, outside CUDA's range 0..{}", kernel, "xyz"[d],
                               grid[d], limit[d]));
+}
+
+void check_param_bounds(const EmittedKernel& kernel, const std::map<std::string, std::int64_t>& scalars) {
+  for (const auto& [name, bound] : kernel.bounds)
+    if (auto it = scalars.find(name); it != scalars.end() && it->second > bound)
+      throw Error(fmt::format("kernel {}: parameter {} = {} exceeds the bound {} it was compiled for", kernel.name, name,
+                              it->second, bound));
 }
 
 EmittedKernel emit_cuda(const vm::Program& program, const EmitOptions& options) {

@@ -20,6 +20,10 @@ namespace anybit::backend_cuda {
 struct EmitOptions {
   // Powers of two that divide integer parameters (e.g. {"K", 64}); more vectorization when known.
   std::map<std::string, std::int64_t> divisibility;
+  // Upper bounds of integer parameters (e.g. {"K", 8192}) the kernel may assume. With them the range
+  // analysis proves more index arithmetic fits 32 bits (a view whose every byte offset fits is addressed
+  // with `int` offsets). Every launch checks the arguments against them (check_param_bounds).
+  std::map<std::string, std::int64_t> bounds;
 };
 
 struct EmittedKernel {
@@ -32,6 +36,8 @@ struct EmittedKernel {
   std::vector<std::string> fallbacks;
   // "location: opcode" of each VM instruction, indexed by the kernel's AB_AT markers.
   std::vector<std::string> instructions;
+  // EmitOptions::bounds the kernel was compiled under: launches with larger arguments are refused.
+  std::map<std::string, std::int64_t> bounds;
 };
 
 // anybit::Error when the program uses something this backend cannot lower yet, naming the instruction.
@@ -40,6 +46,9 @@ EmittedKernel emit_cuda(const vm::Program& program, const EmitOptions& options =
 // CUDA's grid limits (x < 2^31, y and z < 2^16), which emitted index arithmetic relies on: every launch,
 // on the GPU or the simulator, checks them first (an empty grid launches nothing).
 void check_grid_limits(const std::string& kernel, const std::array<std::int64_t, 3>& grid);
+
+// anybit::Error naming the parameter when an argument exceeds a bound the kernel was compiled under.
+void check_param_bounds(const EmittedKernel& kernel, const std::map<std::string, std::int64_t>& scalars);
 
 // The runtime header's text and its include name.
 const std::string& runtime_header();

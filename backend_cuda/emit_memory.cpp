@@ -22,12 +22,22 @@ std::vector<std::string> indices(const Shape& slot) {
 
 }  // namespace
 
-// Opens a block with i<d> = offset<d> + thread base<d>: the index of the thread's slot 0 in the memory.
-static void open_indices(Emitter& e, const RegisterLayout& l, const std::vector<Expr>& offset) {
+// Opens a block with i<d> = offset<d> + thread base<d>: the index of the thread's slot 0 in the memory,
+// of C type `type` (Emitter::index_type for global views).
+static void open_indices(Emitter& e, const RegisterLayout& l, const std::vector<Expr>& offset,
+                         const std::string& type = "ab::i64") {
   e.line("{{");
   ++e.indent_;
   const auto base = e.thread_base(l);
-  for (std::size_t d = 0; d < offset.size(); ++d) e.line("const ab::i64 i{} = {} + {};", d, e.expr(offset[d]), base[d]);
+  for (std::size_t d = 0; d < offset.size(); ++d) {
+    if (type == "int") e.line("const int i{} = (int)({}) + (int){};", d, e.expr(offset[d]), base[d]);
+    else e.line("const {} i{} = {} + {};", type, d, e.expr(offset[d]), base[d]);
+  }
+}
+
+// The byte offset of element offset `elem` of a `bits`-wide type (whole bytes: no bit offset to overflow).
+static std::string byte_offset(const std::string& elem, int bits) {
+  return bits % 8 == 0 ? fmt::format("({}) * {}", elem, bits / 8) : fmt::format("({}) * {} / 8", elem, bits);
 }
 
 static void close_block(Emitter& e) {
@@ -70,7 +80,7 @@ void Emitter::load_global(const Instruction& inst) {
     broadcast[d] = stride.is_constant() && stride.constant() == 0 && in_bounds;
   }
   std::map<layout::Shape, std::int64_t> loaded;  // slot offset without broadcast coordinates -> first slot
-  open_indices(*this, *t.layout, inst.operands[0].index);
+  open_indices(*this, *t.layout, inst.operands[0].index, index_type(inst.operands[0].name, inst.operands[0].index, t.shape));
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
     layout::Shape key = passes::slot_offset(*t.layout, s);
     for (int d = 0; d < t.rank(); ++d)
@@ -87,8 +97,8 @@ void Emitter::load_global(const Instruction& inst) {
     const std::string cond = inst.attrs.masked ? in_bounds(view, idx) : "";
     const int group_bits = w * bits;
     if (group_bits % 32 == 0) {
-      const std::string load = fmt::format("ab::ld_global<{}>(&{}[{}], {} + ({}) * {} / 8);", group_bits / 8, dst,
-                                           s * bits / 32, view, elem, bits);
+      const std::string load = fmt::format("ab::ld_global<{}>(&{}[{}], {} + {});", group_bits / 8, dst,
+                                           s * bits / 32, view, byte_offset(elem, bits));
       if (cond.empty()) {
         line("{}", load);
       } else {
@@ -96,8 +106,8 @@ void Emitter::load_global(const Instruction& inst) {
              s * bits / 32);
       }
     } else if (group_bits % 8 == 0) {
-      line("{{ ab::u32 v = 0u; {}ab::ld_global<{}>(&v, {} + ({}) * {} / 8); ab::set<{}>({}, {}, v); }}",
-           cond.empty() ? "" : "if (" + cond + ") ", group_bits / 8, view, elem, bits, group_bits, dst, s / w);
+      line("{{ ab::u32 v = 0u; {}ab::ld_global<{}>(&v, {} + {}); ab::set<{}>({}, {}, v); }}",
+           cond.empty() ? "" : "if (" + cond + ") ", group_bits / 8, view, byte_offset(elem, bits), group_bits, dst, s / w);
     } else {
       line("ab::set<{}>({}, {}, {}ab::load_bits({}, ({}) * {}, {}){});", bits, dst, s,
            cond.empty() ? "" : "(" + cond + ") ? ", view, elem, bits, bits, cond.empty() ? "" : " : 0u");
@@ -116,18 +126,18 @@ void Emitter::store_global(const Instruction& inst) {
   const int w = passes::vector_width(*t.layout, access, div_);
   const std::string replica = first_replica(*t.layout);
   if (!replica.empty()) line("if ({})  // one replica stores", replica);
-  open_indices(*this, *t.layout, inst.operands[1].index);
+  open_indices(*this, *t.layout, inst.operands[1].index, index_type(inst.operands[1].name, inst.operands[1].index, t.shape));
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
     const auto idx = indices(passes::slot_offset(*t.layout, s));
     const std::string elem = global_element(view, idx);
     const std::string guard = inst.attrs.masked ? "if (" + in_bounds(view, idx) + ") " : "";
     const int group_bits = w * bits;
     if (group_bits % 32 == 0) {
-      line("{}ab::st_global<{}>({} + ({}) * {} / 8, &{}[{}]);", guard, group_bits / 8, view, elem, bits, src,
+      line("{}ab::st_global<{}>({} + {}, &{}[{}]);", guard, group_bits / 8, view, byte_offset(elem, bits), src,
            s * bits / 32);
     } else if (group_bits % 8 == 0) {
-      line("{}{{ const ab::u32 v = ab::get<{}>({}, {}); ab::st_global<{}>({} + ({}) * {} / 8, &v); }}", guard,
-           group_bits, src, s / w, group_bits / 8, view, elem, bits);
+      line("{}{{ const ab::u32 v = ab::get<{}>({}, {}); ab::st_global<{}>({} + {}, &v); }}", guard,
+           group_bits, src, s / w, group_bits / 8, view, byte_offset(elem, bits));
     } else {
       line("{}ab::store_bits({}, ({}) * {}, {}, ab::get<{}>({}, {}));", guard, view, elem, bits, bits, bits, src, s);
     }
@@ -302,26 +312,32 @@ void Emitter::copy_async(const Instruction& inst) {
   }
   std::vector<std::string> rows_in;
   for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
+  const std::string itype = index_type(inst.operands[1].name, goff, shape);
+  if (itype == "int") {  // the view's offsets fit 32 bits, and so do these indices
+    for (int d = 0; d < rank; ++d) gidx[d] = fmt::format("((int)({}) + c{})", expr(goff[d]), d);
+    rows_in.clear();
+    for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
+  }
   line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
-  line("const ab::i64 col = {};", gidx[last]);
+  line("const {} col = {};", itype, gidx[last]);
   line("ab::u8* const dst = {} + ({}) * {} / 8;", sbase, shared_offset(sh, sidx), bits);
   if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
     // The view ends on a chunk boundary: a chunk is wholly inside or wholly outside.
     const std::string nonneg = range(goff[last]).non_negative() ? "" : "col >= 0 && ";
     line("const int valid = rows_in && {}col < {}_extent{} ? {} : 0;", nonneg, view, last, chunk_bytes);
-    line("ab::cp_async<{}>(dst, valid > 0 ? {} + ({}) * {} / 8 : {}, valid);", chunk_bytes, view,
-         global_element(view, gidx), bits, view);
+    line("ab::cp_async<{}>(dst, valid > 0 ? {} + {} : {}, valid);", chunk_bytes, view,
+         byte_offset(global_element(view, gidx), bits), view);
   } else if (chunk_bytes > 0) {
     // Elements inside the view form a prefix of the chunk: copy those bytes, zero-fill the rest.
-    line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ({}_extent{} - col) * {} / 8)) : 0;",
+    line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ((ab::i64){}_extent{} - col) * {} / 8)) : 0;",
          chunk_bytes, view, last, bits);
-    line("ab::cp_async<{}>(dst, valid > 0 ? {} + ({}) * {} / 8 : {}, (int)valid);", chunk_bytes, view,
-         global_element(view, gidx), bits, view);
+    line("ab::cp_async<{}>(dst, valid > 0 ? {} + {} : {}, (int)valid);", chunk_bytes, view,
+         byte_offset(global_element(view, gidx), bits), view);
   } else {
     line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
     if (bits % 8 == 0) {
       line("ab::u32 v = 0u;");
-      line("if (in) ab::ld_global<{}>(&v, {} + ({}) * {} / 8);", bits / 8, view, global_element(view, gidx), bits);
+      line("if (in) ab::ld_global<{}>(&v, {} + {});", bits / 8, view, byte_offset(global_element(view, gidx), bits));
       line("ab::st_shared<{}>(dst, &v);", bits / 8);
     } else {
       line("const ab::u32 v = in ? ab::load_bits({}, ({}) * {}, {}) : 0u;", view, global_element(view, gidx), bits, bits);

@@ -62,9 +62,10 @@ struct Compiled {
   backend_cuda::CompiledKernel binary;
 };
 
-Compiled compile(const vm::Program& program, const std::string& arch) {
+Compiled compile(const vm::Program& program, const std::string& arch, std::int64_t M, std::int64_t N, std::int64_t K) {
   passes::PipelineOptions options;
   options.emit.divisibility = programs::quant_matmul_divisibility();
+  options.emit.bounds = programs::quant_matmul_bounds(M, N, K);
   auto lowered = passes::run_pipeline(program, options);
   backend_cuda::KernelCache cache(backend_cuda::KernelCache::default_directory());
   auto binary = cache.get_or_compile(lowered.kernel, {arch});
@@ -264,7 +265,7 @@ Report run(const Options& o) {
         r.M = M, r.N = N, r.K = K, r.arch = o.arch;
         r.schedule = programs::choose_schedule(f, M, N, K, {o.arch, 0});
         const Schedule& s = r.schedule;
-        const auto c = compile(programs::quant_matmul(f, s), o.arch);
+        const auto c = compile(programs::quant_matmul(f, s), o.arch, M, N, K);
         r.registers = c.binary.stats.registers;
         r.spill_bytes = c.binary.stats.spill_store_bytes + c.binary.stats.spill_load_bytes;
         r.shared_bytes = static_cast<int>(c.kernel.shared_bytes);
@@ -340,7 +341,7 @@ Report run(const Options& o) {
         for (const char* arch : {"sm_80", "sm_90"}) {
           const auto key = fmt::format("{} {} {}", r.format, programs::describe(r.schedule), arch);
           if (!seen.insert(key).second) continue;
-          const auto c = compile(programs::quant_matmul(f, r.schedule), arch);
+          const auto c = compile(programs::quant_matmul(f, r.schedule), arch, r.M, r.N, r.K);
           const int spills = c.binary.stats.spill_store_bytes + c.binary.stats.spill_load_bytes;
           int narrow = 0;
           for (const auto& [op, n] : backend_cuda::ptx_opcode_counts(c.binary.ptx))

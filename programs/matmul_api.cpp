@@ -29,15 +29,16 @@ struct Compiled {
   std::unique_ptr<backend_cuda::SimKernel> sim;  // built on first simulator use
 };
 
-// One compiled kernel per program (its name says format and schedule) for the process.
-Compiled& compiled(const vm::Program& program) {
+// One compiled kernel per program (its name says format and schedule) and parameter bounds for the process.
+Compiled& compiled(const vm::Program& program, const std::map<std::string, std::int64_t>& bounds) {
   static std::mutex mutex;
-  static std::map<std::string, std::unique_ptr<Compiled>> cache;
+  static std::map<std::pair<std::string, std::map<std::string, std::int64_t>>, std::unique_ptr<Compiled>> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = cache[program.name];
+  auto& slot = cache[{program.name, bounds}];
   if (!slot) {
     passes::PipelineOptions options;
     options.emit.divisibility = programs::quant_matmul_divisibility();
+    options.emit.bounds = bounds;
     auto lowered = passes::run_pipeline(program, options);
     slot = std::make_unique<Compiled>(Compiled{lowered.program, lowered.kernel, nullptr});
   }
@@ -96,9 +97,10 @@ std::map<std::string, std::pair<const void*, std::size_t>> buffers(const MatmulP
 }
 
 // The kernels of a schedule, in launch order.
-std::vector<Compiled*> kernels(const programs::QuantFormat& f, const programs::Schedule& s) {
-  std::vector<Compiled*> out{&compiled(programs::quant_matmul(f, s))};
-  if (s.split_k > 1) out.push_back(&compiled(programs::splitk_reduce(f, s.split_k)));
+std::vector<Compiled*> kernels(const MatmulProblem& p, const programs::Schedule& s) {
+  const auto bounds = programs::quant_matmul_bounds(p.M, p.N, p.K);
+  std::vector<Compiled*> out{&compiled(programs::quant_matmul(p.format, s), bounds)};
+  if (s.split_k > 1) out.push_back(&compiled(programs::splitk_reduce(p.format, s.split_k), bounds));
   return out;
 }
 
@@ -176,7 +178,7 @@ MatmulResult matmul(const MatmulProblem& p, Device device, const MatmulOptions& 
   for (auto& [name, buffer] : buffers(p, result.schedule, workspace))
     args.buffers[name] = std::span<std::uint8_t>(static_cast<std::uint8_t*>(const_cast<void*>(buffer.first)), buffer.second);
   args.scalars = scalars(p);
-  for (Compiled* k : kernels(p.format, result.schedule)) {
+  for (Compiled* k : kernels(p, result.schedule)) {
     if (gpu) {
       result.gpu_milliseconds += backend_cuda::run_on_gpu(k->program, k->kernel, args).milliseconds;
       continue;
@@ -218,7 +220,7 @@ MatmulResult matmul_device(const MatmulProblem& p, const MatmulOptions& options)
   }
   if (need && !p.workspace) pointers["P"] = own = backend_cuda::gpu_alloc(need);
   try {
-    for (Compiled* k : kernels(p.format, result.schedule))
+    for (Compiled* k : kernels(p, result.schedule))
       backend_cuda::launch_on_device(k->program, k->kernel, pointers, scalars(p), options.stream);
     if (own) backend_cuda::gpu_synchronize();
   } catch (...) {
@@ -320,7 +322,7 @@ TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int6
             for (int split : {1, 2, 4, 8, 16}) {
               if (on_a && M > 8) continue;
               if (m_tiles == 2 && M <= 16) continue;
-              if (split > 1 && K / (16 * std::min(4, f.group / 16)) < 2 * split) continue;
+              if (split > 1 && K / (16 * programs::chunk_steps(f)) < 2 * split) continue;
               programs::Schedule s{warps, m_tiles, stages, split};
               s.weights_on_a = on_a;
               candidates.push_back(s);

@@ -50,7 +50,7 @@ struct Schedule {
   bool operator==(const Schedule&) const = default;
 };
 
-// K steps of 16 a lane's weight load covers: the largest divisor of g / 16 up to 4 (a group always ends
+// K steps of 16 a lane's weight load covers: the largest divisor of g / 16 up to 8 (a group always ends
 // at the end of a chunk). A warp consumes 16 x 16c weights per chunk.
 int chunk_steps(const QuantFormat& f);
 
@@ -113,6 +113,12 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
 // (EmitOptions::divisibility): every caller that lowers the kernel passes these, so a kernel measured,
 // simulated or reported is the one that runs.
 std::map<std::string, std::int64_t> quant_matmul_divisibility();
+
+// Parameter bounds for the emitter (EmitOptions::bounds) for a problem of M x N x K: N and K rounded up to
+// powers of two, M to one as well but at least 2^14, so that one kernel serves every batch size of a
+// model's shape. Under them the range analysis proves the index arithmetic of the main loop fits 32 bits
+// (64-bit address arithmetic had been a third of an int4 iteration); launches check the bounds.
+std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int64_t N, std::int64_t K);
 
 // The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation
 // type. Parameters P, [B], C, M, N.

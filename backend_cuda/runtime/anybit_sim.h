@@ -76,6 +76,7 @@ struct SharedAccess {
   int sequence;
   u64 offset;
   int bytes;
+  int lane;  // phases of a request take lanes in order
 };
 
 inline void next_access(Thread& t) {
@@ -166,7 +167,7 @@ inline void check_access(const void* p, int bytes, int align, int access) {
     if (access == kRead || access == kWrite) {
       Thread& t = me();
       next_access(t);
-      launch->shared_accesses.push_back({t.state.thread / 32, t.execution, t.access_in_execution++, offset, bytes});
+      launch->shared_accesses.push_back({t.state.thread / 32, t.execution, t.access_in_execution++, offset, bytes, t.state.thread % 32});
     }
     return;
   }
@@ -301,7 +302,7 @@ inline const char* kind_name(const Thread& t) {
 // word per wavefront.
 inline void sort_requests(std::vector<SharedAccess>& accesses) {
   std::sort(accesses.begin(), accesses.end(), [](const SharedAccess& a, const SharedAccess& b) {
-    return std::tie(a.warp, a.execution, a.sequence) < std::tie(b.warp, b.execution, b.sequence);
+    return std::tie(a.warp, a.execution, a.sequence, a.lane) < std::tie(b.warp, b.execution, b.sequence, b.lane);
   });
 }
 

@@ -216,7 +216,36 @@ TEST_CASE("swizzled shared offsets: a pipeline stage's term adds after the swizz
   s.stages = 3;
   const auto k = passes::run_pipeline(programs::quant_matmul(programs::QuantFormat{}, s)).kernel;
   CAPTURE(k.source);
-  // The stage stride (1024 f16 = 16 rows of 64) is a multiple of the swizzle's 512-element period.
-  CHECK(k.source.find("ab::swizzle<3, 3, 3>((int)(w0 + row + lane % 8) * 64 + (int)(w1 + col) * 1) + (int)(stage_) * 1024") !=
+  // Rows of 128 f16 (16 chunks of 16 bytes): the XOR takes the row's low three bits (shift 4). The stage
+  // stride (2048 f16 = 16 rows of 128) is a multiple of the swizzle's 1024-element period.
+  CHECK(k.source.find("ab::swizzle<3, 3, 4>((int)(w0 + row + lane % 8) * 128 + (int)(w1 + col) * 1) + (int)(stage_) * 2048") !=
         std::string::npos);
+}
+
+TEST_CASE("parameter bounds: 32-bit addressing where every offset provably fits, checked at launch") {
+  const programs::QuantFormat f{};
+  passes::PipelineOptions o;
+  o.emit.divisibility = programs::quant_matmul_divisibility();
+  const auto wide = passes::run_pipeline(programs::quant_matmul(f), o).kernel;
+  // Without bounds M * K and the packed weights' byte count may exceed 2^31: 64-bit views.
+  CHECK(wide.source.find("const ab::i64 t_gWbytes_extent1") != std::string::npos);
+  CHECK(wide.bounds.empty());
+  o.emit.bounds = programs::quant_matmul_bounds(16, 4096, 4096);
+  CHECK(o.emit.bounds == std::map<std::string, std::int64_t>{{"M", 1 << 14}, {"N", 4096}, {"K", 4096}});
+  const auto narrow = passes::run_pipeline(programs::quant_matmul(f), o).kernel;
+  CAPTURE(narrow.source);
+  // 4096 x 4096 int4 weights are 8 MiB; A under M <= 2^14 is 128 MiB: both fit 32-bit offsets.
+  CHECK(narrow.source.find("const int t_gWbytes_extent1") != std::string::npos);
+  CHECK(narrow.source.find("const int t_gA3_stride1") != std::string::npos);
+  CHECK(narrow.source.find("// index arithmetic assumes K <= 4096, M <= 16384, N <= 4096") != std::string::npos);
+  CHECK(narrow.bounds == o.emit.bounds);
+  CHECK_NOTHROW(backend_cuda::check_param_bounds(narrow, {{"M", 16384}, {"N", 4096}, {"K", 4096}}));
+  CHECK_THROWS_WITH(backend_cuda::check_param_bounds(narrow, {{"M", 1}, {"N", 4096}, {"K", 8192}}),
+                    doctest::Contains("parameter K = 8192 exceeds the bound 4096 it was compiled for"));
+  // Bounds that cannot make a view fit leave it 64-bit: N x K = 2^31 int4 weights are 1 GiB, but A's
+  // M x K f16 under M <= 2^14, K <= 2^17 reach 4 GiB.
+  o.emit.bounds = programs::quant_matmul_bounds(1, 1 << 14, 1 << 17);
+  const auto big = passes::run_pipeline(programs::quant_matmul(f), o).kernel;
+  CHECK(big.source.find("const ab::i64 t_gA3_stride1") != std::string::npos);
+  CHECK(big.source.find("const int t_gWbytes_extent1") != std::string::npos);
 }

@@ -314,7 +314,7 @@ void check_close(const vm::Program& p, const std::map<std::string, std::int64_t>
 
 backend_cuda::EmittedKernel raw_kernel(const std::string& name, const std::string& body, int threads) {
   return {name, "#include \"anybit_runtime.cuh\"\nextern \"C\" __global__ void " + name + "(ab::u8* out) {\n" + body + "\n}\n",
-          threads, 0, {}, {}};
+          threads, 0, {}, {}, {}};
 }
 
 }  // namespace
@@ -365,7 +365,7 @@ TEST_CASE("the simulator's checks: out of bounds, misaligned, barrier divergence
   CHECK_THROWS_WITH_AS(sim.launch(args), doctest::Contains("of buffer 'x' (100 bytes)"),
                        Error);
   // A false divisibility promise makes a 16-byte access misaligned.
-  const auto lie = passes::run_pipeline(programs::vector_add(), {{{{"n", 4}}}, {}}).kernel;
+  const auto lie = passes::run_pipeline(programs::vector_add(), {{{{"n", 4}}, {}}, {}}).kernel;
   const auto add = backend_cuda::SimKernel::build(programs::vector_add(), lie);
   std::map<std::string, std::int64_t> s = {{"n", 1000}};
   auto b = vm::random_buffers(programs::vector_add(), s, 1);
@@ -373,6 +373,15 @@ TEST_CASE("the simulator's checks: out of bounds, misaligned, barrier divergence
   vm::Arguments misaligned = vm::as_arguments(b, s);
   misaligned.buffers["a"] = std::span<std::uint8_t>(shifted).subspan(4);
   CHECK_THROWS_WITH_AS(add.launch(misaligned), doctest::Contains("misaligned 16-byte global access"), Error);
+  // A kernel compiled under a parameter bound refuses larger arguments before it runs.
+  const auto bounded = passes::run_pipeline(programs::vector_add(), {{{}, {{"n", 512}}}, {}}).kernel;
+  CHECK(bounded.source.find("index arithmetic assumes n <= 512") != std::string::npos);
+  const auto small_add = backend_cuda::SimKernel::build(programs::vector_add(), bounded);
+  CHECK_THROWS_WITH_AS(small_add.launch(vm::as_arguments(b, s)),
+                       doctest::Contains("parameter n = 1000 exceeds the bound 512 it was compiled for"), Error);
+  std::map<std::string, std::int64_t> s512 = {{"n", 512}};
+  auto b512 = vm::random_buffers(programs::vector_add(), s512, 2);
+  CHECK_NOTHROW(small_add.launch(vm::as_arguments(b512, s512)));
   // Hand-written kernels for what a VM program cannot express.
   const auto diverge = backend_cuda::SimKernel::build(vm::parse("program d(out: ptr<uint8>) grid(1) warps(1) {\n}\n"),
                                                        raw_kernel("d", "if (ab::thread_idx() == 5) return;\nab::bar_sync();", 32));

@@ -88,7 +88,7 @@ TEST_CASE("group sizes whose steps four does not divide (80, 96, 112, 160, 240) 
                         t.kind() == isa::TypeKind::UnsignedInt ? ZeroMode::Integer : ZeroMode::None};
     const int c = programs::chunk_steps(f);
     CHECK((group / 16) % c == 0);
-    CHECK(c <= 4);
+    CHECK(c <= 8);
     const std::int64_t M = 3 + index, N = 48, K = 2 * group;
     CAPTURE(group);
     CAPTURE(t.name());

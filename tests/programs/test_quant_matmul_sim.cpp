@@ -115,3 +115,44 @@ TEST_CASE("schedules on the simulator: warps, M tiles and split-K with the f32 r
     CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
   }
 }
+
+TEST_CASE("odd group sizes on the simulator: chunks of 5, 6 and 7 steps (groups of 80, 96, 112)") {
+  const QuantFormat cases[] = {
+      {DataType::signed_int(4), DataType::f16(), 80, ZeroMode::None},
+      {DataType::unsigned_int(3), DataType::bf16(), 96, ZeroMode::Integer, true},
+      {isa::parse_dtype("f6e3m2"), DataType::f16(), 112, ZeroMode::None},
+  };
+  int index = 0;
+  for (const auto& f : cases) {
+    CAPTURE(f.weights.name());
+    CAPTURE(f.group);
+    for (const programs::Schedule& s : {programs::Schedule{4, 1, 4, 1}, programs::Schedule{2, 1, 4, 2, true}}) {
+      CAPTURE(programs::describe(s));
+      auto p = testing::make_problem(f, 3 + 7 * index, 48, 2 * f.group, static_cast<std::uint64_t>(700 + index));
+      testing::run_schedule(p, s, [](const vm::Program& prog, const vm::Arguments& args) {
+        const auto lowered = passes::run_pipeline(prog);
+        backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(args);
+      });
+      CHECK(testing::relative_error(p) <= testing::tolerance(f, p.K));
+    }
+    ++index;
+  }
+}
+
+TEST_CASE("shared memory traffic of the pipelined schedules is free of bank conflicts") {
+  // ldmatrix reads eight 16-byte rows of the A tile at once: the swizzle must put them in distinct banks for
+  // rows of 8 and of 16 chunks (chunks of 4 and 8 steps); weight loads and cp.async writes are contiguous.
+  for (int group : {64, 128}) {
+    const QuantFormat f{DataType::signed_int(4), DataType::f16(), group, ZeroMode::None};
+    for (const programs::Schedule& s : {programs::Schedule{4, 1, 4, 1}, programs::Schedule{4, 2, 4, 1},
+                                        programs::Schedule{4, 1, 4, 1, true}}) {
+      CAPTURE(group);
+      CAPTURE(programs::describe(s));
+      auto p = testing::make_problem(f, 32, 64, 256, 42);
+      const auto lowered = passes::run_pipeline(programs::quant_matmul(f, s));
+      const auto c = backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(testing::arguments(p));
+      CHECK(c.shared_wavefronts == c.shared_ideal_wavefronts);
+      CHECK(testing::relative_error(p) <= testing::tolerance(f, p.K));
+    }
+  }
+}
