@@ -120,6 +120,11 @@ Emitter::CExpr Emitter::typed_expr(const Expr& e) const {
   return narrow(fmt::format("({} {} {})", wide(a), op, wide(b)));
 }
 
+std::string Emitter::constant_register(std::uint32_t value) {
+  constants_.insert(value);
+  return fmt::format("kc_{:08x}", value);
+}
+
 std::string Emitter::index_type(const std::string& view, const std::vector<Expr>& offset, const Shape& shape) const {
   if (!narrow_views_.count(view)) return "ab::i64";
   for (std::size_t d = 0; d < offset.size(); ++d) {
@@ -391,6 +396,12 @@ EmittedKernel Emitter::run() {
   }
   body(program_.body);
   out_ += "}\n";
+  if (!constants_.empty()) {  // declared after the fact, at the top: the body is emitted by now
+    std::string decl = "  const ab::u32 kc_zero = ab::opaque_zero();  // keeps the constants below in registers\n";
+    for (std::uint32_t v : constants_) decl += fmt::format("  const ab::u32 kc_{:08x} = 0x{:08x}u ^ kc_zero;\n", v, v);
+    const std::string anchor = "  const ab::u32 tid = ab::thread_idx();\n";
+    out_.insert(out_.find(anchor) + anchor.size(), decl);
+  }
   const std::int64_t shared = std::max(typing_.shared.total_bytes, scratch_bytes_);
   if (shared != typing_.shared.total_bytes) {  // the header comment states the real amount
     const auto eol = out_.find('\n');

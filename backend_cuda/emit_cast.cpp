@@ -168,8 +168,10 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       const double unit = std::ldexp(1.0, -at);
       const double base = (f16 ? 1024.0 : 128.0) * unit + static_cast<double>(offset);
       const std::uint32_t scale = pair(isa::encode(dst_t, unit)), shift = pair(isa::encode(dst_t, -base));
-      line("{}[{}] = ab::{}(ab::lop3<0x6a>({}, 0x{:08x}u, 0x{:08x}u), 0x{:08x}u, 0x{:08x}u);", dst, j, f16 ? "hfma2" : "bfma2",
-           shifted_word(p0 / 32, by), mask, c, scale, shift);
+      // The mask and the addend fit the instructions' immediate slots; the magic number and the multiplier
+      // take registers (kept across iterations: 1 and 2-bit codes use up to 20 distinct ones).
+      line("{}[{}] = ab::{}(ab::lop3<0x6a>({}, 0x{:08x}u, {}), {}, 0x{:08x}u);", dst, j, f16 ? "hfma2" : "bfma2",
+           shifted_word(p0 / 32, by), mask, constant_register(c), constant_register(scale), shift);
       continue;
     }
     if (src_t.is_integer() && N == 8 && (!f16 || p0 / 32 == p1 / 32)) {
@@ -305,6 +307,11 @@ void Emitter::small_float_to_f32(const Instruction& inst, const std::vector<std:
   for (std::int64_t s = 0; s < to.layout->local_size(); ++s) {
     const std::int64_t p = source_slot[s] * N;  // the code's bits: [p, p + N) of the source's words
     const std::string x = field(src, words(from), p + N - 32);  // sign at bit 31
+    if (scale == 0x3f800000u) {  // exp = bias - 127: the moved fields are the value (the scale carries 2^(127 - bias))
+      line("{{ const ab::u32 x = {}; {}[{}] = ab::lop3<0xec>(x, (x >> {}) & 0x{:08x}u, 0x80000000u); }}", x, dst, s, 8 - E,
+           magnitude);
+      continue;
+    }
     line("{{ const ab::u32 x = {}; {}[{}] = ab::as_u32(ab::as_float(ab::lop3<0xec>(x, (x >> {}) & 0x{:08x}u, 0x80000000u)) * "
          "ab::as_float(0x{:08x}u)); }}",
          x, dst, s, 8 - E, magnitude, scale);

@@ -40,6 +40,9 @@ class Emitter {
   // The C type of index arithmetic into global view `view` at `offset` for a tile of `shape`: `int` when the
   // view's every byte (bit, below a byte) offset fits 32 bits and so do the indices, else 64-bit.
   std::string index_type(const std::string& view, const std::vector<Expr>& offset, const Shape& shape) const;
+  // A kernel-wide register holding `value` (declared at the top, opaque to the compilers): for constants
+  // that must sit in a register operand (a lop3's third input, a packed fma's multiplier).
+  std::string constant_register(std::uint32_t value);
   // Declares a scalar `int` when its range fits, else 64-bit; records the range.
   std::string scalar_type(const std::string& vm_name, const isa::Interval& r);
   std::string scalar_name(const std::string& vm_name) const;
@@ -80,6 +83,7 @@ class Emitter {
   std::map<std::string, isa::Interval> ranges_;  // scalars in scope
   std::set<std::string> scalars32_;               // scalars declared `int`
   std::set<std::string> narrow_views_;            // global views addressed with 32-bit offsets
+  std::set<std::uint32_t> constants_;             // constant_register values
   std::string out_;
   int indent_ = 0;
   std::vector<std::string> fallbacks_;

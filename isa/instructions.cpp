@@ -235,7 +235,8 @@ std::string check_exact_rescale(DataType from, DataType to, std::int64_t exp) {
   if (!to.is_float()) return fmt::format("exp={} needs a floating-point destination, not {}", exp, to.name());
   if (from.bits() > 16 || from.is_bool())
     return fmt::format("exp={} needs a source of at most 16 bits (every value is checked), not {}", exp, from.name());
-  if (exp < -64 || exp > 64) return fmt::format("exp={} is out of range (-64..64)", exp);
+  // 2^exp a normal f32 (the lowerings multiply by it in f32 where no field move does the work).
+  if (exp < -126 || exp > 127) return fmt::format("exp={} is out of range (-126..127)", exp);
   // Every finite value of the source, times 2^exp, must be a value of the destination: the cast then
   // rounds nothing, and any lowering (a packed multiply, a moved exponent field) computes the same.
   for (std::uint32_t code = 0; code <= from.code_mask(); ++code) {

@@ -271,6 +271,10 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const int bias_fold = fold_scale && act == DataType::f16() && f.weights.is_float() && f.zeros == ZeroMode::None
                             ? f.weights.exponent_bias() - 15
                             : 0;
+  // Formats beyond f16 decode to f32 by moving their fields into f32's, which leaves every value times
+  // 2^(bias - 127); the scale, converted to f32 per group anyway, takes the factor 2^(127 - bias) (exact: at
+  // most 2^112 times an f16) instead of a multiply per weight.
+  const int wide_fold = !fold_scale && f.weights.is_float() && f.zeros == ZeroMode::None ? f.weights.exponent_bias() - 127 : 0;
   std::string schedule = describe(s);
   std::erase(schedule, ' ');
   vm::Builder bld(fmt::format("quant_matmul_{}_{}_g{}{}{}_{}", f.weights.name(), act.name(), f.group,
@@ -402,8 +406,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     a = bld.name(a, "a");
     bytes = bld.name(bytes, "bytes");
     auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, half_split_layout(wl, b))), "codes");
-    auto w = bld.name(bias_fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), bias_fold)
-                                : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
+    const int fold = bias_fold ? bias_fold : wide_fold;
+    auto w = bld.name(fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), fold)
+                           : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
                       "w");
     if (f.zeros != ZeroMode::None) {
       const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
@@ -411,7 +416,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       w = bld.name(bld.sub(w, zt == mid ? z : bld.cast(z, mid)), "shifted");
     }
     if (!fold_scale) {
-      auto scale = bld.cast(group_tile(S, act, g, 16 * c, wl), f32);
+      auto s16 = group_tile(S, act, g, 16 * c, wl);
+      auto scale = wide_fold ? bld.cast_scaled(s16, f32, -wide_fold) : bld.cast(s16, f32);
       w = bld.name(bld.cast(bld.mul(w, scale), act), "scaled");
     }
     if (swap) bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));

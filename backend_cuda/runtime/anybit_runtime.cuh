@@ -84,6 +84,18 @@ AB_DEVICE int thread_idx() {
   return ab_sim_current->thread;
 #endif
 }
+// Zero, in a form no compiler folds (the dynamic shared memory size is far below 2^31). Constants derived
+// from it stay in registers across loop iterations: ptxas otherwise re-materializes a register operand such
+// as a decode's magic number at every use, in every iteration.
+AB_DEVICE u32 opaque_zero() {
+#if defined(__CUDA_ARCH__)
+  u32 v;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(v));
+  return v >> 31;
+#else
+  return 0u;
+#endif
+}
 AB_DEVICE int block_idx(int d) {
 #if defined(__CUDA_ARCH__)
   return d == 0 ? blockIdx.x : d == 1 ? blockIdx.y : blockIdx.z;

@@ -198,3 +198,21 @@ TEST_CASE("half_split_layout: each word holds its pairs' first weights low and s
   CHECK_THROWS_WITH(programs::half_split_layout(layout::spatial({32}) * layout::local({8}), 4),
                     doctest::Contains("half_split_layout(spatial(32) * local(8), 4 bits): the innermost local slots are not pairs"));
 }
+
+TEST_CASE("formats beyond f16 decode to f32 without a multiply per weight: the scale carries 2^(127 - bias)") {
+  for (const char* name : {"f8e7m0", "f7e5m1", "f6e5m0"}) {
+    const DataType t = isa::parse_dtype(name);
+    CAPTURE(name);
+    const int k = 127 - t.exponent_bias();
+    const std::string text = vm::print(programs::quant_matmul({t, DataType::f16(), 64, ZeroMode::None}));
+    CHECK(text.find(fmt::format("{{dtype=f32, exp={}}}", -k)) != std::string::npos);  // the codes' cast
+    CHECK(text.find(fmt::format("{{dtype=f32, exp={}}}", k)) != std::string::npos);   // the scale's cast
+    // Float zero points are subtracted from the true values: no rescale then.
+    const std::string zeros = vm::print(programs::quant_matmul({t, DataType::f16(), 64, ZeroMode::Float}));
+    CHECK(zeros.find("exp=") == std::string::npos);
+    // And the results match the reference on the interpreter.
+    auto p = testing::make_problem({t, DataType::f16(), 64, ZeroMode::None}, 3, 32, 128, 77);
+    testing::run_schedule(p, {2, 1, 3, 2}, [](const vm::Program& prog, const vm::Arguments& args) { vm::interpret(prog, args); });
+    CHECK(testing::relative_error(p) <= testing::tolerance(p.format, 128));
+  }
+}

@@ -73,7 +73,7 @@ TEST_CASE("each verifier rule has its own message") {
       {x + "  %h = cast %x : f32[32] @ spatial(32) {dtype=f16}\n", "the declared type f32[32] @ spatial(32) must have the dtype attribute's type f16"},
       {x + "  %h = cast %x {dtype=f16, exp=1}\n", "cast: exp=1 needs a source of at most 16 bits (every value is checked), not f32"},
       {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=int8, exp=1}\n", "exp=1 needs a floating-point destination, not int8"},
-      {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f32, exp=65}\n", "exp=65 is out of range (-64..64)"},
+      {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f32, exp=128}\n", "exp=128 is out of range (-126..127)"},
       {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f16, exp=1}\n",
        "exp=1 does not rescale f16 exactly into f16: code 0x7800 (32768) becomes 65536"},
       {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f16, exp=-1}\n",
