@@ -147,17 +147,32 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   // scales by 2^-r for codes r bits up and removes the magic: two instructions per pair. Codes too high
   // for the magic's mantissa come from one shifted copy of the word, shared by the pairs it serves.
   const int mantissa = f16 ? 10 : 7;
-  std::map<std::pair<std::int64_t, int>, std::string> shifted;  // (word, shift) -> variable
-  const auto shifted_word = [&](std::int64_t w, int by) {
-    if (by == 0) return fmt::format("{}[{}]", src_raw, w);
-    auto [it, fresh] = shifted.try_emplace({w, by}, fmt::format("w{}_{}", w, by));
-    if (fresh) line("const ab::u32 {} = {}[{}] >> {};", it->second, src_raw, w, by);
+  std::map<std::pair<std::string, int>, std::string> shifted;  // (word, right shift) -> variable
+  const auto shifted_word = [&](const std::string& word, int by) {
+    if (by == 0) return word;
+    auto [it, fresh] = shifted.try_emplace({word, by}, fmt::format("w{}_{}", shifted.size(), by));
+    if (fresh) line("const ab::u32 {} = {} >> {};", it->second, word, by);
+    return it->second;
+  };
+  // A word with the 16-bit half h0 of the raw codes in its low half and h1 in its high half: the word
+  // itself, or one prmt shared by every pair the two halves hold.
+  std::map<std::pair<std::int64_t, std::int64_t>, std::string> joined;
+  const auto halves = [&](std::int64_t h0, std::int64_t h1) {
+    if (h0 % 2 == 0 && h1 == h0 + 1) return fmt::format("{}[{}]", src_raw, h0 / 2);
+    auto [it, fresh] = joined.try_emplace({h0, h1}, fmt::format("h{}_{}", h0, h1));
+    const unsigned lo = static_cast<unsigned>(2 * (h0 % 2)), hi = static_cast<unsigned>(4 + 2 * (h1 % 2));
+    if (fresh)
+      line("const ab::u32 {} = ab::prmt({}[{}], {}[{}], 0x{:x}u);", it->second, src_raw, h0 / 2, src_raw, h1 / 2,
+           lo | (lo + 1) << 4 | hi << 8 | (hi + 1) << 12);
     return it->second;
   };
   for (std::int64_t j = 0; j < n / 2; ++j) {
     const std::int64_t p0 = source_slot[2 * j] * N, p1 = source_slot[2 * j + 1] * N;
-    if (src_t.is_integer() && N <= mantissa && p1 == p0 + 16 && p0 % 32 + N <= 16) {
-      const std::int64_t r = p0 % 32;
+    // Both codes at offset p0 % 16 of a 16-bit half, the first's half before the second's (half-split).
+    const bool aligned = p1 > p0 && (p1 - p0) % 16 == 0 && p0 % 16 + N <= 16;
+    if (src_t.is_integer() && N <= mantissa && aligned) {
+      const std::int64_t r = p0 % 16;
+      const std::string word = halves(p0 / 16, p1 / 16);
       // Shift so that the code's top bit stays inside the mantissa; steps of `span` bits serve several pairs.
       const int span = (mantissa - N) / N * N + N;
       int by = static_cast<int>(r / span * span), at = static_cast<int>(r) - by;
@@ -171,7 +186,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       // The mask and the addend fit the instructions' immediate slots; the magic number and the multiplier
       // take registers (kept across iterations: 1 and 2-bit codes use up to 20 distinct ones).
       line("{}[{}] = ab::{}(ab::lop3<0x6a>({}, 0x{:08x}u, {}), {}, 0x{:08x}u);", dst, j, f16 ? "hfma2" : "bfma2",
-           shifted_word(p0 / 32, by), mask, constant_register(c), constant_register(scale), shift);
+           shifted_word(word, by), mask, constant_register(c), constant_register(scale), shift);
       continue;
     }
     if (src_t.is_integer() && N == 8 && (!f16 || p0 / 32 == p1 / 32)) {
@@ -220,6 +235,10 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       // One prmt puts each byte in the top of its half; the low bytes are don't-cares (masked below).
       const unsigned b0 = static_cast<unsigned>(p0 % 32 / 8), b1 = static_cast<unsigned>(p1 % 32 / 8) + (p1 / 32 == p0 / 32 ? 0u : 4u);
       x = fmt::format("ab::prmt({}[{}], {}[{}], 0x{:x}u)", src_raw, p0 / 32, src_raw, p1 / 32, b0 | (b0 << 4) | (b1 << 8) | (b1 << 12));
+    } else if (aligned) {  // the codes move up to the top of their halves (what lies below is masked)
+      const std::string word = halves(p0 / 16, p1 / 16);
+      const std::int64_t up = pos - p0 % 16;
+      x = up == 0 ? word : fmt::format("({} << {})", word, up);
     } else if (p1 - p0 == 16) {
       x = field(src(), src_words, p0 - pos);
     } else {

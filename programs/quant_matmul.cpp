@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <numeric>
 #include <cmath>
 
 #include "isa/bitpack.h"
@@ -30,13 +31,17 @@ double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decod
 
 }  // namespace
 
-// The order of a lane's codes in its packed stream. For 1, 2 and 4-bit codes each 32-bit word holds the
-// first weight of each of its mma pairs in its low half and the second in its high half, at the same bit
-// offset (pair i at bits i*b and 16 + i*b), so one lop3 and one packed fma decode a pair; other widths, and
-// lanes whose codes fill less than a word, keep the fragment order. Same elements per lane as `fragment`;
-// only the slot order differs.
+// The order of a lane's codes in its packed stream: the two codes of each mma pair d slots apart, where
+// d * b is the first multiple of 16 bits (d = 16 / gcd(b, 16)), so both sit at the same offset of two
+// 16-bit halves. For 1, 2 and 4-bit codes that is one word (pair i at bits i*b and 16 + i*b): one lop3 and
+// one packed fma decode a pair; for 3, 5, 6 and 7 bits the halves are a few words apart and one prmt joins
+// them for all the pairs they hold (codes that cross a half's end take funnel shifts). 8-bit codes, and
+// lanes with fewer than 2d codes, keep the fragment order. Same elements per lane as `fragment`; only the
+// slot order differs.
 RegisterLayout half_split_layout(const RegisterLayout& fragment, int bits) {
-  if (bits > 4 || 16 % bits != 0 || fragment.local_size() * bits % 32 != 0) return fragment;
+  if (bits < 1 || bits >= 8) return fragment;
+  const int d = 16 / std::gcd(bits, 16);
+  if (fragment.local_size() % (2 * d) != 0) return fragment;
   std::vector<layout::Mode> modes = fragment.modes();
   std::vector<std::vector<int>> dims = fragment.dim_modes();
   std::vector<int> locals = fragment.local();
@@ -46,8 +51,8 @@ RegisterLayout half_split_layout(const RegisterLayout& fragment, int bits) {
   };
   if (modes[pair].size != 2 || modes[pair].dim < 0) throw refuse("the innermost local slots are not pairs");
   locals.pop_back();
-  // Peel local modes (innermost first) until they cover the 16/b pairs of one word, splitting one if needed.
-  std::int64_t need = 16 / bits;
+  // Peel local modes (innermost first) until they cover d pairs, splitting one if needed.
+  std::int64_t need = d;
   std::size_t k = locals.size();
   while (need > 1) {
     if (k == 0) throw refuse("a lane's pairs do not fill a word");

@@ -2,6 +2,8 @@
 // format, and clear errors for unsupported configurations.
 #include <doctest/doctest.h>
 
+#include <numeric>
+
 #include "isa/error.h"
 #include "layout/mma_layouts.h"
 #include "quant_matmul_harness.h"
@@ -174,26 +176,30 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 0}), doctest::Contains("split_k must be 1..64, not 0"), Error);
 }
 
-TEST_CASE("half_split_layout: each word holds its pairs' first weights low and second weights high") {
+TEST_CASE("half_split_layout: the two codes of every pair at the same offset of two 16-bit halves") {
   const layout::RegisterLayout fragment = layout::local({4, 1}) * layout::local({1, 2}) * layout::mma_m16n8k16_b();
-  for (int bits : {1, 2, 4}) {
+  for (int bits : {1, 2, 3, 4, 5, 6, 7}) {
     CAPTURE(bits);
     const auto packed = programs::half_split_layout(fragment, bits);
-    const std::int64_t per_word = 32 / bits, pairs = per_word / 2;
+    const std::int64_t d = 16 / std::gcd(bits, 16);  // slots between a pair's codes: d * bits is a multiple of 16
     for (std::int64_t t = 0; t < 32; ++t)
       for (std::int64_t j = 0; j < fragment.local_size() / 2; ++j) {
-        // The fragment's pair j (slots 2j, 2j+1) in the packed order: same thread, same word, 16 bits apart.
+        // The fragment's pair j (slots 2j, 2j+1) in the packed order: same thread, d slots apart.
         const auto p0 = packed.map(fragment.logical_index(t, 2 * j)), p1 = packed.map(fragment.logical_index(t, 2 * j + 1));
         CHECK(p0.thread == t);
         CHECK(p1.thread == t);
-        CHECK(p0.local % per_word < pairs);
-        CHECK(p1.local == p0.local + pairs);
+        CHECK(p0.local % (2 * d) < d);
+        CHECK(p1.local == p0.local + d);
+        CHECK((p0.local * bits) % 16 == (p1.local * bits) % 16);  // same offset in their halves
+        if (16 % bits == 0) CHECK(p0.local * bits / 32 == p1.local * bits / 32);  // 1, 2, 4 bits: one word
       }
   }
-  // Other widths and lanes holding less than a word keep the fragment order.
-  CHECK(programs::half_split_layout(fragment, 3) == fragment);
+  // 8-bit codes and lanes holding fewer than 2d codes keep the fragment order.
   CHECK(programs::half_split_layout(fragment, 8) == fragment);
   CHECK(programs::half_split_layout(layout::mma_m16n8k16_b(), 1) == layout::mma_m16n8k16_b());
+  const layout::RegisterLayout sixteen = layout::local({2, 1}) * layout::local({1, 2}) * layout::mma_m16n8k16_b();
+  CHECK(programs::half_split_layout(sixteen, 3) == sixteen);  // 3 bits pair codes 16 slots apart: 32 needed
+  CHECK_FALSE(programs::half_split_layout(sixteen, 6) == sixteen);  // 6 bits: 8 apart
   // A fragment whose innermost slots are not pairs is refused by name.
   CHECK_THROWS_WITH(programs::half_split_layout(layout::spatial({32}) * layout::local({8}), 4),
                     doctest::Contains("half_split_layout(spatial(32) * local(8), 4 bits): the innermost local slots are not pairs"));
