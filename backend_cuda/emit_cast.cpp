@@ -231,14 +231,14 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     // Codes at bit `pos` of each half: 0 for integers, high-aligned (16 - N) for small floats.
     const std::int64_t pos = src_t.is_integer() ? 0 : 16 - N;
     std::string x;
-    if (!src_t.is_integer() && N == 8) {
-      // One prmt puts each byte in the top of its half; the low bytes are don't-cares (masked below).
-      const unsigned b0 = static_cast<unsigned>(p0 % 32 / 8), b1 = static_cast<unsigned>(p1 % 32 / 8) + (p1 / 32 == p0 / 32 ? 0u : 4u);
-      x = fmt::format("ab::prmt({}[{}], {}[{}], 0x{:x}u)", src_raw, p0 / 32, src_raw, p1 / 32, b0 | (b0 << 4) | (b1 << 8) | (b1 << 12));
-    } else if (aligned) {  // the codes move up to the top of their halves (what lies below is masked)
+    if (aligned) {  // the codes move up to the top of their halves (what lies below is masked)
       const std::string word = halves(p0 / 16, p1 / 16);
       const std::int64_t up = pos - p0 % 16;
       x = up == 0 ? word : fmt::format("({} << {})", word, up);
+    } else if (!src_t.is_integer() && N == 8) {
+      // One prmt puts each byte in the top of its half; the low bytes are don't-cares (masked below).
+      const unsigned b0 = static_cast<unsigned>(p0 % 32 / 8), b1 = static_cast<unsigned>(p1 % 32 / 8) + (p1 / 32 == p0 / 32 ? 0u : 4u);
+      x = fmt::format("ab::prmt({}[{}], {}[{}], 0x{:x}u)", src_raw, p0 / 32, src_raw, p1 / 32, b0 | (b0 << 4) | (b1 << 8) | (b1 << 12));
     } else if (p1 - p0 == 16) {
       x = field(src(), src_words, p0 - pos);
     } else {

@@ -35,11 +35,12 @@ double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decod
 // d * b is the first multiple of 16 bits (d = 16 / gcd(b, 16)), so both sit at the same offset of two
 // 16-bit halves. For 1, 2 and 4-bit codes that is one word (pair i at bits i*b and 16 + i*b): one lop3 and
 // one packed fma decode a pair; for 3, 5, 6 and 7 bits the halves are a few words apart and one prmt joins
-// them for all the pairs they hold (codes that cross a half's end take funnel shifts). 8-bit codes, and
-// lanes with fewer than 2d codes, keep the fragment order. Same elements per lane as `fragment`; only the
-// slot order differs.
+// them for all the pairs they hold (codes that cross a half's end take funnel shifts); 8-bit pairs take
+// bytes 0 and 2, or 1 and 3, of a word (small floats then need one shift, or none, to reach the top of
+// their halves). Lanes with fewer than 2d codes keep the fragment order. Same elements per lane as
+// `fragment`; only the slot order differs.
 RegisterLayout half_split_layout(const RegisterLayout& fragment, int bits) {
-  if (bits < 1 || bits >= 8) return fragment;
+  if (bits < 1 || bits > 8) return fragment;
   const int d = 16 / std::gcd(bits, 16);
   if (fragment.local_size() % (2 * d) != 0) return fragment;
   std::vector<layout::Mode> modes = fragment.modes();

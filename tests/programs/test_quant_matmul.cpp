@@ -178,7 +178,7 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
 
 TEST_CASE("half_split_layout: the two codes of every pair at the same offset of two 16-bit halves") {
   const layout::RegisterLayout fragment = layout::local({4, 1}) * layout::local({1, 2}) * layout::mma_m16n8k16_b();
-  for (int bits : {1, 2, 3, 4, 5, 6, 7}) {
+  for (int bits : {1, 2, 3, 4, 5, 6, 7, 8}) {
     CAPTURE(bits);
     const auto packed = programs::half_split_layout(fragment, bits);
     const std::int64_t d = 16 / std::gcd(bits, 16);  // slots between a pair's codes: d * bits is a multiple of 16
@@ -191,11 +191,10 @@ TEST_CASE("half_split_layout: the two codes of every pair at the same offset of 
         CHECK(p0.local % (2 * d) < d);
         CHECK(p1.local == p0.local + d);
         CHECK((p0.local * bits) % 16 == (p1.local * bits) % 16);  // same offset in their halves
-        if (16 % bits == 0) CHECK(p0.local * bits / 32 == p1.local * bits / 32);  // 1, 2, 4 bits: one word
+        if (16 % bits == 0) CHECK(p0.local * bits / 32 == p1.local * bits / 32);  // 1, 2, 4, 8 bits: one word
       }
   }
-  // 8-bit codes and lanes holding fewer than 2d codes keep the fragment order.
-  CHECK(programs::half_split_layout(fragment, 8) == fragment);
+  // Lanes holding fewer than 2d codes keep the fragment order.
   CHECK(programs::half_split_layout(layout::mma_m16n8k16_b(), 1) == layout::mma_m16n8k16_b());
   const layout::RegisterLayout sixteen = layout::local({2, 1}) * layout::local({1, 2}) * layout::mma_m16n8k16_b();
   CHECK(programs::half_split_layout(sixteen, 3) == sixteen);  // 3 bits pair codes 16 slots apart: 32 needed
