@@ -14,6 +14,7 @@
 #include "backend_cuda/driver.h"
 #include "backend_cuda/gpu.h"
 #include "backend_cuda/launch.h"
+#include "backend_cuda/nvrtc.h"
 #include "isa/bitpack.h"
 #include "isa/error.h"
 #include "passes/pipeline.h"
@@ -281,6 +282,27 @@ void store_tuned_schedule(const std::filesystem::path& path, const programs::Sch
   std::filesystem::rename(temp, path);
 }
 
+std::vector<programs::Schedule> tuning_candidates(const programs::QuantFormat& f, std::int64_t M, std::int64_t K,
+                                                  const std::string& arch) {
+  const std::int64_t limit = backend_cuda::shared_memory_limit(arch);
+  std::vector<programs::Schedule> out;
+  for (bool on_a : {false, true})
+    for (int warps : {2, 4, 8})
+      for (int m_tiles : {1, 2})
+        for (int stages : {3, 4, 6})
+          for (int split : {1, 2, 4, 8, 16}) {
+            if (on_a && M > 8) continue;
+            if (m_tiles == 2 && M <= 16) continue;
+            if (split > 1 && K / (16 * programs::chunk_steps(f)) < 2 * split) continue;
+            programs::Schedule s{warps, m_tiles, stages, split};
+            s.weights_on_a = on_a;
+            // e.g. 8 warps x 6 stages of 8-bit weights: 145 KB, more than sm_86 and sm_89 allow (99 KB)
+            if (vm::verify(programs::quant_matmul(f, s)).shared.total_bytes > limit) continue;
+            out.push_back(s);
+          }
+  return out;
+}
+
 TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, int repeats) {
   programs::validate(f, M, N, K);
   const auto& driver = backend_cuda::driver_status();
@@ -314,19 +336,7 @@ TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int6
       p.zeros = device_buffer(bytes_of(groups * N, f.zeros == programs::ZeroMode::Integer ? f.weights : f.activations));
     if (f.bias) p.bias = device_buffer(bytes_of(N, f.activations));
     p.C = device_buffer(bytes_of(M * N, f.activations));
-    std::vector<programs::Schedule> candidates;
-    for (bool on_a : {false, true})
-      for (int warps : {2, 4, 8})
-        for (int m_tiles : {1, 2})
-          for (int stages : {3, 4, 6})
-            for (int split : {1, 2, 4, 8, 16}) {
-              if (on_a && M > 8) continue;
-              if (m_tiles == 2 && M <= 16) continue;
-              if (split > 1 && K / (16 * programs::chunk_steps(f)) < 2 * split) continue;
-              programs::Schedule s{warps, m_tiles, stages, split};
-              s.weights_on_a = on_a;
-              candidates.push_back(s);
-            }
+    const auto candidates = tuning_candidates(f, M, K, device.arch());
     float best = INFINITY;
     for (const auto& s : candidates) {
       p.workspace_bytes = matmul_workspace_bytes(s, M, N);

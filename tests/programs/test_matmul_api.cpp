@@ -244,3 +244,18 @@ TEST_CASE("kernels touch nothing outside their buffers: seeded random shapes, fo
     CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
   }
 }
+
+TEST_CASE("tuning candidates fit the architecture's shared memory") {
+  const programs::QuantFormat int8{isa::DataType::signed_int(8), isa::DataType::f16(), 128, programs::ZeroMode::None};
+  const auto hopper = tuning_candidates(int8, 64, 4096, "sm_90"), ada = tuning_candidates(int8, 64, 4096, "sm_89");
+  CHECK(ada.size() < hopper.size());  // 8 warps x 6 stages of 8-bit weights need 145 KB; sm_89 allows 99
+  for (const auto& s : ada)
+    CHECK(vm::verify(programs::quant_matmul(int8, s)).shared.total_bytes <= 99 * 1024);
+  // M <= 8 adds the weights-on-A schedules; M <= 16 keeps one M tile; split-K keeps two chunks per slice.
+  const auto small = tuning_candidates(int8, 1, 256, "sm_90");
+  CHECK(std::any_of(small.begin(), small.end(), [](const auto& s) { return s.weights_on_a; }));
+  for (const auto& s : small) {
+    CHECK(s.m_tiles == 1);
+    CHECK(256 / (16 * programs::chunk_steps(int8)) >= 2 * s.split_k);
+  }
+}
