@@ -642,10 +642,23 @@ AB_DEVICE u32 load_bits(const u8* base, i64 bit, int bits) {
 }
 
 // ---- shared memory (generic addressing of the dynamic shared buffer)
+// 8 and 16 bytes move as one vector access: the emitter proved the alignment (the simulator checks it);
+// word loops were split into 4-byte accesses where the compiler could not see it (a skewed weight stage).
 template <int BYTES>
 AB_DEVICE void ld_shared(u32* dst, const void* src) {
 #if !defined(__CUDA_ARCH__)
   ab_sim_access(src, BYTES, BYTES, kRead);
+#else
+  if (BYTES == 16) {
+    const uint4 v = *(const uint4*)src;
+    dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;
+    return;
+  }
+  if (BYTES == 8) {
+    const uint2 v = *(const uint2*)src;
+    dst[0] = v.x, dst[1] = v.y;
+    return;
+  }
 #endif
   if (BYTES >= 4) {
     for (int i = 0; i < BYTES / 4; ++i) dst[i] = ((const u32*)src)[i];
@@ -659,6 +672,15 @@ template <int BYTES>
 AB_DEVICE void st_shared(void* dst, const u32* src) {
 #if !defined(__CUDA_ARCH__)
   ab_sim_access(dst, BYTES, BYTES, kWrite);
+#else
+  if (BYTES == 16) {
+    *(uint4*)dst = make_uint4(src[0], src[1], src[2], src[3]);
+    return;
+  }
+  if (BYTES == 8) {
+    *(uint2*)dst = make_uint2(src[0], src[1]);
+    return;
+  }
 #endif
   if (BYTES >= 4) {
     for (int i = 0; i < BYTES / 4; ++i) ((u32*)dst)[i] = src[i];
