@@ -205,7 +205,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       }
       continue;
     }
-    if (lut) {
+    if (lut && !aligned) {  // aligned pairs: moving the fields costs less than building a selector
       // Both codes index the table of f16 high bytes (low bytes are zero): a prmt selector with the
       // first code in nibble 1, the second in nibble 3, and byte 0 (code 0, +0) under both low bytes.
       const std::string a = field(src_raw, src_words, p0 - 4), b = field(src_raw, src_words, p1 - 12);
