@@ -396,6 +396,20 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   bld.for_range("i", 0, hi - lo, [&](Expr i) {
     const Expr kc = bld.let("kc", lo + i);
     const Expr g = bld.let("g", kc / steps_per_group);
+    // Global loads of this chunk's group data first: their latency overlaps the barrier, the shared loads,
+    // the decode and the mma instead of stalling the instructions that use them. The group's scale (applied
+    // to the partial sum) is loaded here when every chunk ends a group; otherwise once, at the group's end.
+    const auto group_scale = [&] {
+      const RegisterLayout l = swap ? permute(cl, std::array{1, 0}) : cl;
+      vm::Value scale = group_tile(S, act, g, rows, l);
+      if (swap) scale = transpose(scale, act, l);
+      return bld.name(bias_fold ? bld.cast_scaled(scale, f32, -bias_fold) : bld.cast(scale, f32), "scale");
+    };
+    vm::Value early_scale{}, zeros{}, weight_scale{};
+    if (fold_scale && steps_per_group == 1) early_scale = group_scale();
+    const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
+    if (f.zeros != ZeroMode::None) zeros = group_tile(Z, zt, g, 16 * c, wl);
+    if (!fold_scale) weight_scale = group_tile(S, act, g, 16 * c, wl);
     vm::Value a{}, bytes{};
     if (pipelined) {
       bld.wait_group(stages - 2);
@@ -416,14 +430,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     auto w = bld.name(fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), fold)
                            : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
                       "w");
-    if (f.zeros != ZeroMode::None) {
-      const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
-      auto z = group_tile(Z, zt, g, 16 * c, wl);
-      w = bld.name(bld.sub(w, zt == mid ? z : bld.cast(z, mid)), "shifted");
-    }
+    if (f.zeros != ZeroMode::None) w = bld.name(bld.sub(w, zt == mid ? zeros : bld.cast(zeros, mid)), "shifted");
     if (!fold_scale) {
-      auto s16 = group_tile(S, act, g, 16 * c, wl);
-      auto scale = wide_fold ? bld.cast_scaled(s16, f32, -wide_fold) : bld.cast(s16, f32);
+      auto scale = wide_fold ? bld.cast_scaled(weight_scale, f32, -wide_fold) : bld.cast(weight_scale, f32);
       w = bld.name(bld.cast(bld.mul(w, scale), act), "scaled");
     }
     if (swap) bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
@@ -431,10 +440,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     const Expr group_end = isa::eq(kc % steps_per_group, Expr(steps_per_group - 1));
     bld.if_then(split ? group_end || isa::eq(kc, hi - 1) : group_end, [&] {
       if (fold_scale) {
-        vm::Value scale = swap ? transpose(group_tile(S, act, g, rows, permute(cl, std::array{1, 0})), act, permute(cl, std::array{1, 0}))
-                               : group_tile(S, act, g, rows, cl);
-        scale = bld.name(bias_fold ? bld.cast_scaled(scale, f32, -bias_fold) : bld.cast(scale, f32), "scale");
-        bld.assign(acc, bld.fma(part, scale, acc));
+        bld.assign(acc, bld.fma(part, early_scale.name.empty() ? group_scale() : early_scale, acc));
       } else {
         bld.assign(acc, bld.add(acc, part));
       }
