@@ -125,14 +125,14 @@ std::string Emitter::constant_register(std::uint32_t value) {
   return fmt::format("kc_{:08x}", value);
 }
 
-std::string Emitter::index_type(const std::string& view, const std::vector<Expr>& offset, const Shape& shape) const {
-  if (!narrow_views_.count(view)) return "ab::i64";
+bool Emitter::narrow_indices(const std::string& view, const std::vector<Expr>& offset, const Shape& shape) const {
+  if (!narrow_views_.count(view)) return false;
   for (std::size_t d = 0; d < offset.size(); ++d) {
     const isa::Interval r = range(offset[d]);
     // An index reaches offset + the tile's extent (masked accesses compare it before using it).
-    if (!r.fits_i32() || r.hi > INT32_MAX - (d < shape.size() ? shape[d] : 0)) return "ab::i64";
+    if (!r.fits_i32() || r.hi > INT32_MAX - (d < shape.size() ? shape[d] : 0)) return false;
   }
-  return "int";
+  return true;
 }
 
 std::vector<std::string> Emitter::thread_base(const RegisterLayout& l, const std::string& tid) const {
@@ -354,6 +354,7 @@ EmittedKernel Emitter::run() {
   indent_ = 1;
   line("AB_DECLARE_SHARED(ab_smem);");
   line("const ab::u32 tid = ab::thread_idx();");
+  constants_at_ = out_.size();  // constant_register declarations go here once the body has named them
   // Scalar parameters keep their declared width. One used bare as a view dimension is non-negative in
   // every run the VM accepts (the interpreter and the host launchers reject negative dimensions); the kernel
   // returns at once otherwise, so index arithmetic may rely on it.
@@ -399,8 +400,7 @@ EmittedKernel Emitter::run() {
   if (!constants_.empty()) {  // declared after the fact, at the top: the body is emitted by now
     std::string decl = "  const ab::u32 kc_zero = ab::opaque_zero();  // keeps the constants below in registers\n";
     for (std::uint32_t v : constants_) decl += fmt::format("  const ab::u32 kc_{:08x} = 0x{:08x}u ^ kc_zero;\n", v, v);
-    const std::string anchor = "  const ab::u32 tid = ab::thread_idx();\n";
-    out_.insert(out_.find(anchor) + anchor.size(), decl);
+    out_.insert(constants_at_, decl);
   }
   const std::int64_t shared = std::max(typing_.shared.total_bytes, scratch_bytes_);
   if (shared != typing_.shared.total_bytes) {  // the header comment states the real amount

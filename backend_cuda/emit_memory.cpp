@@ -23,15 +23,14 @@ std::vector<std::string> indices(const Shape& slot) {
 }  // namespace
 
 // Opens a block with i<d> = offset<d> + thread base<d>: the index of the thread's slot 0 in the memory,
-// of C type `type` (Emitter::index_type for global views).
-static void open_indices(Emitter& e, const RegisterLayout& l, const std::vector<Expr>& offset,
-                         const std::string& type = "ab::i64") {
+// 32-bit when `narrow` (Emitter::narrow_indices for global views).
+static void open_indices(Emitter& e, const RegisterLayout& l, const std::vector<Expr>& offset, bool narrow = false) {
   e.line("{{");
   ++e.indent_;
   const auto base = e.thread_base(l);
   for (std::size_t d = 0; d < offset.size(); ++d) {
-    if (type == "int") e.line("const int i{} = (int)({}) + (int){};", d, e.expr(offset[d]), base[d]);
-    else e.line("const {} i{} = {} + {};", type, d, e.expr(offset[d]), base[d]);
+    if (narrow) e.line("const int i{} = (int)({}) + (int){};", d, e.expr(offset[d]), base[d]);
+    else e.line("const ab::i64 i{} = {} + {};", d, e.expr(offset[d]), base[d]);
   }
 }
 
@@ -80,7 +79,7 @@ void Emitter::load_global(const Instruction& inst) {
     broadcast[d] = stride.is_constant() && stride.constant() == 0 && in_bounds;
   }
   std::map<layout::Shape, std::int64_t> loaded;  // slot offset without broadcast coordinates -> first slot
-  open_indices(*this, *t.layout, inst.operands[0].index, index_type(inst.operands[0].name, inst.operands[0].index, t.shape));
+  open_indices(*this, *t.layout, inst.operands[0].index, narrow_indices(inst.operands[0].name, inst.operands[0].index, t.shape));
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
     layout::Shape key = passes::slot_offset(*t.layout, s);
     for (int d = 0; d < t.rank(); ++d)
@@ -126,7 +125,7 @@ void Emitter::store_global(const Instruction& inst) {
   const int w = passes::vector_width(*t.layout, access, div_);
   const std::string replica = first_replica(*t.layout);
   if (!replica.empty()) line("if ({})  // one replica stores", replica);
-  open_indices(*this, *t.layout, inst.operands[1].index, index_type(inst.operands[1].name, inst.operands[1].index, t.shape));
+  open_indices(*this, *t.layout, inst.operands[1].index, narrow_indices(inst.operands[1].name, inst.operands[1].index, t.shape));
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
     const auto idx = indices(passes::slot_offset(*t.layout, s));
     const std::string elem = global_element(view, idx);
@@ -305,21 +304,17 @@ void Emitter::copy_async(const Instruction& inst) {
     line("const int c{} = (q / {}) % {}{};", d, stride, extent, d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
     stride *= extent;
   }
+  // Global indices in 32 bits when the view's offsets fit, and so do these indices.
+  const bool narrow = narrow_indices(inst.operands[1].name, goff, shape);
   std::vector<std::string> gidx(rank), sidx(rank);
   for (int d = 0; d < rank; ++d) {
-    gidx[d] = fmt::format("({} + c{})", expr(goff[d]), d);
+    gidx[d] = narrow ? fmt::format("((int)({}) + c{})", expr(goff[d]), d) : fmt::format("({} + c{})", expr(goff[d]), d);
     sidx[d] = fmt::format("({} + c{})", expr(soff[d]), d);
   }
   std::vector<std::string> rows_in;
   for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
-  const std::string itype = index_type(inst.operands[1].name, goff, shape);
-  if (itype == "int") {  // the view's offsets fit 32 bits, and so do these indices
-    for (int d = 0; d < rank; ++d) gidx[d] = fmt::format("((int)({}) + c{})", expr(goff[d]), d);
-    rows_in.clear();
-    for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
-  }
   line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
-  line("const {} col = {};", itype, gidx[last]);
+  line("const {} col = {};", narrow ? "int" : "ab::i64", gidx[last]);
   line("ab::u8* const dst = {} + ({}) * {} / 8;", sbase, shared_offset(sh, sidx), bits);
   if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
     // The view ends on a chunk boundary: a chunk is wholly inside or wholly outside.

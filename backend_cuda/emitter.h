@@ -37,9 +37,9 @@ class Emitter {
   };
   CExpr typed_expr(const Expr& e) const;
   isa::Interval range(const Expr& e) const;
-  // The C type of index arithmetic into global view `view` at `offset` for a tile of `shape`: `int` when the
-  // view's every byte (bit, below a byte) offset fits 32 bits and so do the indices, else 64-bit.
-  std::string index_type(const std::string& view, const std::vector<Expr>& offset, const Shape& shape) const;
+  // Whether index arithmetic into global view `view` at `offset` for a tile of `shape` may be 32-bit: the
+  // view's every byte (bit, below a byte) offset fits, and so do the indices.
+  bool narrow_indices(const std::string& view, const std::vector<Expr>& offset, const Shape& shape) const;
   // A kernel-wide register holding `value` (declared at the top, opaque to the compilers): for constants
   // that must sit in a register operand (a lop3's third input, a packed fma's multiplier).
   std::string constant_register(std::uint32_t value);
@@ -84,6 +84,7 @@ class Emitter {
   std::set<std::string> scalars32_;               // scalars declared `int`
   std::set<std::string> narrow_views_;            // global views addressed with 32-bit offsets
   std::set<std::uint32_t> constants_;             // constant_register values
+  std::size_t constants_at_ = 0;                  // where in out_ their declarations go
   std::string out_;
   int indent_ = 0;
   std::vector<std::string> fallbacks_;
