@@ -148,18 +148,37 @@ void Emitter::store_global(const Instruction& inst) {
 // 2^(bits + base + shift), so terms whose stride is a multiple of that period (a pipeline stage, a buffer
 // of a double-buffered tile) add after it: the swizzled part depends on the thread alone and is computed
 // once, outside the loops. Offsets are 32-bit: every in-bounds shared address is below 2^31.
-static std::string shared_offset(const TensorType& s, const std::vector<std::string>& idx) {
+struct SharedOffset {
+  std::string swizzled;              // the thread's part, under the swizzle (or all of it without one)
+  std::vector<std::string> outside;  // "(int)i * stride" terms added after the swizzle
+};
+static SharedOffset split_shared_offset(const TensorType& s, const std::vector<std::string>& idx) {
   const auto& z = s.shared->swizzle();
   const std::int64_t period = std::int64_t{1} << (z.bits + z.base + z.shift);
-  std::vector<std::string> inside, outside;
+  std::vector<std::string> inside;
+  SharedOffset o;
   for (std::size_t d = 0; d < idx.size(); ++d) {
     const std::int64_t stride = s.shared->strides()[d];
-    (!z.identity() && stride % period == 0 ? outside : inside).push_back(fmt::format("(int){} * {}", idx[d], stride));
+    (!z.identity() && stride % period == 0 ? o.outside : inside).push_back(fmt::format("(int){} * {}", idx[d], stride));
   }
   const std::string linear = inside.empty() ? "0" : fmt::format("{}", fmt::join(inside, " + "));
-  if (z.identity()) return linear;
-  const std::string swizzled = fmt::format("ab::swizzle<{}, {}, {}>({})", z.bits, z.base, z.shift, linear);
-  return outside.empty() ? swizzled : fmt::format("{} + {}", swizzled, fmt::join(outside, " + "));
+  o.swizzled = z.identity() ? linear : fmt::format("ab::swizzle<{}, {}, {}>({})", z.bits, z.base, z.shift, linear);
+  return o;
+}
+static std::string shared_offset(const TensorType& s, const std::vector<std::string>& idx) {
+  const SharedOffset o = split_shared_offset(s, idx);
+  return o.outside.empty() ? o.swizzled : fmt::format("{} + {}", o.swizzled, fmt::join(o.outside, " + "));
+}
+// The byte address of an index in a shared tile of `bits`-bit elements. The swizzled part
+// and the terms after it are scaled to bytes apart, so that the per-thread part stays a loop invariant and
+// a stage's term adds to it: "(swizzle(...) + stage * 1024) * 2" had cost ptxas an OR and a shift per
+// ldmatrix every iteration; "swizzle(...) * 2 + stage * 2048" is one add. Scaling the terms apart is exact
+// for sub-byte elements too: a term after the swizzle is a multiple of its period, at least 8 elements.
+static std::string shared_address(const std::string& base, const TensorType& s, const std::vector<std::string>& idx, int bits) {
+  const SharedOffset o = split_shared_offset(s, idx);
+  std::string a = fmt::format("{} + ({}) * {} / 8", base, o.swizzled, bits);
+  for (const auto& term : o.outside) a += fmt::format(" + ({}) * {} / 8", term, bits);
+  return a;
 }
 
 static passes::AccessShape shared_access(const TensorType& s, int bits, const std::vector<Expr>& offset) {
@@ -201,8 +220,7 @@ void Emitter::load_shared(const Instruction& inst) {
       std::vector<std::string> idx = leading;
       idx.push_back("(w0 + row + lane % 8)");
       idx.push_back("(w1 + col)");
-      const std::string off = shared_offset(sh, idx);
-      line("ab::ldmatrix<{}, {}>(&{}[{}], {} + ({}) * 2);", count, plan->trans ? "true" : "false", dst, q0, base, off);
+      line("ab::ldmatrix<{}, {}>(&{}[{}], {});", count, plan->trans ? "true" : "false", dst, q0, shared_address(base, sh, idx, 16));
       --indent_;
       line("}}");
       q0 += static_cast<std::size_t>(count);
@@ -214,15 +232,15 @@ void Emitter::load_shared(const Instruction& inst) {
   const int w = passes::vector_width(*t.layout, shared_access(sh, bits, inst.operands[0].index), div_);
   open_indices(*this, *t.layout, inst.operands[0].index);
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
-    const std::string off = shared_offset(sh, indices(passes::slot_offset(*t.layout, s)));
+    const auto idx = indices(passes::slot_offset(*t.layout, s));
     const int group_bits = w * bits;
     if (group_bits % 32 == 0)
-      line("ab::ld_shared<{}>(&{}[{}], {} + ({}) * {} / 8);", group_bits / 8, dst, s * bits / 32, base, off, bits);
+      line("ab::ld_shared<{}>(&{}[{}], {});", group_bits / 8, dst, s * bits / 32, shared_address(base, sh, idx, bits));
     else if (group_bits % 8 == 0)
-      line("{{ ab::u32 v; ab::ld_shared<{}>(&v, {} + ({}) * {} / 8); ab::set<{}>({}, {}, v); }}", group_bits / 8, base,
-           off, bits, group_bits, dst, s / w);
+      line("{{ ab::u32 v; ab::ld_shared<{}>(&v, {}); ab::set<{}>({}, {}, v); }}", group_bits / 8,
+           shared_address(base, sh, idx, bits), group_bits, dst, s / w);
     else
-      line("ab::set<{}>({}, {}, ab::load_bits({}, ({}) * {}, {}));", bits, dst, s, base, off, bits, bits);
+      line("ab::set<{}>({}, {}, ab::load_bits({}, ({}) * {}, {}));", bits, dst, s, base, shared_offset(sh, idx), bits, bits);
   }
   close_block(*this);
 }
@@ -237,15 +255,15 @@ void Emitter::store_shared(const Instruction& inst) {
   if (!replica.empty()) line("if ({})  // one replica stores", replica);
   open_indices(*this, *t.layout, inst.operands[1].index);
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
-    const std::string off = shared_offset(sh, indices(passes::slot_offset(*t.layout, s)));
+    const auto idx = indices(passes::slot_offset(*t.layout, s));
     const int group_bits = w * bits;
     if (group_bits % 32 == 0)
-      line("ab::st_shared<{}>({} + ({}) * {} / 8, &{}[{}]);", group_bits / 8, base, off, bits, src, s * bits / 32);
+      line("ab::st_shared<{}>({}, &{}[{}]);", group_bits / 8, shared_address(base, sh, idx, bits), src, s * bits / 32);
     else if (group_bits % 8 == 0)
-      line("{{ const ab::u32 v = ab::get<{}>({}, {}); ab::st_shared<{}>({} + ({}) * {} / 8, &v); }}", group_bits, src,
-           s / w, group_bits / 8, base, off, bits);
+      line("{{ const ab::u32 v = ab::get<{}>({}, {}); ab::st_shared<{}>({}, &v); }}", group_bits, src, s / w, group_bits / 8,
+           shared_address(base, sh, idx, bits));
     else
-      line("ab::store_bits({}, ({}) * {}, {}, ab::get<{}>({}, {}));", base, off, bits, bits, bits, src, s);
+      line("ab::store_bits({}, ({}) * {}, {}, ab::get<{}>({}, {}));", base, shared_offset(sh, idx), bits, bits, bits, src, s);
   }
   close_block(*this);
 }
@@ -315,19 +333,21 @@ void Emitter::copy_async(const Instruction& inst) {
   for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
   line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
   line("const {} col = {};", narrow ? "int" : "ab::i64", gidx[last]);
-  line("ab::u8* const dst = {} + ({}) * {} / 8;", sbase, shared_offset(sh, sidx), bits);
+  line("ab::u8* const dst = {};", shared_address(sbase, sh, sidx, bits));
   if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
     // The view ends on a chunk boundary: a chunk is wholly inside or wholly outside.
     const std::string nonneg = range(goff[last]).non_negative() ? "" : "col >= 0 && ";
     line("const int valid = rows_in && {}col < {}_extent{} ? {} : 0;", nonneg, view, last, chunk_bytes);
-    line("ab::cp_async<{}>(dst, valid > 0 ? {} + {} : {}, valid);", chunk_bytes, view,
-         byte_offset(global_element(view, gidx), bits), view);
+    // A masked chunk reads nothing but still names an address: the view's start. Selecting the offset
+    // rather than the pointer is one SEL where a pointer select took four moves and two predicated adds.
+    line("ab::cp_async<{}>(dst, {} + (valid > 0 ? {} : 0), valid);", chunk_bytes, view,
+         byte_offset(global_element(view, gidx), bits));
   } else if (chunk_bytes > 0) {
     // Elements inside the view form a prefix of the chunk: copy those bytes, zero-fill the rest.
     line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ((ab::i64){}_extent{} - col) * {} / 8)) : 0;",
          chunk_bytes, view, last, bits);
-    line("ab::cp_async<{}>(dst, valid > 0 ? {} + {} : {}, (int)valid);", chunk_bytes, view,
-         byte_offset(global_element(view, gidx), bits), view);
+    line("ab::cp_async<{}>(dst, {} + (valid > 0 ? {} : 0), (int)valid);", chunk_bytes, view,
+         byte_offset(global_element(view, gidx), bits));
   } else {
     line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
     if (bits % 8 == 0) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <tuple>
 #include <set>
@@ -291,11 +292,11 @@ Report run(const Options& o) {
             r.loop_sometimes = backend_cuda::total(loop->sometimes);
             for (const char* p : {"HMMA", "LDSM", "LDS.", "BAR", "LDGSTS", "LDG.", "STL", "LDL"})
               r.loop_counts[p] = backend_cuda::count_prefix(loop->every, p) + backend_cuda::count_prefix(loop->sometimes, p);
-            // A warp multiplies 16 columns x 16c rows of weights per iteration.
-            r.slots_per_1024 = r.loop_every * 1024.0 / (256.0 * static_cast<double>(chunk));
+            // A warp multiplies 16 columns x 16c rows of weights per chunk, u chunks per iteration.
+            r.slots_per_1024 = r.loop_every * 1024.0 / (256.0 * static_cast<double>(chunk * s.unroll));
             r.loop_average = average_iteration(program, *loop, f.group / (16 * chunk));
             issue = r.loop_average * static_cast<double>(N / 16) * static_cast<double>(ceil_div(M, rows)) *
-                    static_cast<double>(chunks);
+                    static_cast<double>(ceil_div(chunks, s.unroll));
           }
         } else {
           const auto ptx = backend_cuda::ptx_opcode_counts(c.binary.ptx);
@@ -305,7 +306,9 @@ Report run(const Options& o) {
         }
         // Traffic: one block's sectors at two K, extrapolated over blocks and chunks; the split-K partials
         // (written as f32 instead of C, then read and reduced) added analytically.
-        const std::int64_t Ms = std::min<std::int64_t>(M, rows), K1 = 2 * f.group * std::max<std::int64_t>(1, 64 / f.group),
+        // K1 holds whole groups and whole iterations (u chunks), so both runs have the same fixed part.
+        const std::int64_t iteration_k = 16 * chunk * s.unroll, k1 = 2 * f.group * std::max<std::int64_t>(1, 64 / f.group),
+                           Ms = std::min<std::int64_t>(M, rows), K1 = std::lcm(k1, iteration_k),
                            K2 = 2 * K1;
         const double b1 = simulated_block_bytes(f, s, Ms, K1), b2 = simulated_block_bytes(f, s, Ms, K2);
         const double c1 = static_cast<double>(K1 / (16 * chunk)), c2 = static_cast<double>(K2 / (16 * chunk));

@@ -54,8 +54,9 @@ struct Model {
 Model model(const GpuSpec& gpu, const Traffic& t, double mma_flops_needed, double issue_instructions);
 
 // Instructions an average main-loop iteration issues: the blocks every iteration executes, plus each
-// conditional block weighted by how often it runs (a scale group's end once per `chunks_per_group`
-// iterations, the pipeline refill every iteration).
+// conditional block weighted by how often it runs (a chunk's scale-group end once per `chunks_per_group`
+// chunks, which for an iteration of u chunks and its u such blocks is right on average; the pipeline refill
+// every iteration).
 double average_iteration(const backend_cuda::SassProgram& p, const backend_cuda::MainLoop& loop, std::int64_t chunks_per_group);
 
 struct Row {

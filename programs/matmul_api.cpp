@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -247,12 +248,18 @@ programs::Schedule parse_schedule(const std::string& text) {
   const bool parsed = std::sscanf(text.c_str(), " %c%d %c%d %c%d %c%d %n", &w, &s.warps, &m, &s.m_tiles, &st, &s.stages, &k,
                                   &s.split_k, &consumed) == 8 &&
                       w == 'w' && m == 'm' && st == 's' && k == 'k';
-  std::string rest = parsed ? text.substr(static_cast<std::size_t>(consumed)) : text;
-  while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back()))) rest.pop_back();
-  s.weights_on_a = rest == "wa";
-  if (!parsed || !(rest.empty() || rest == "wa"))
-    throw Error(fmt::format("schedule '{}' is not of the form 'w4 m1 s3 k1' (warps, M tiles, stages, split-K; ' wa' "
-                            "for weights on the mma A side)", text));
+  // Optional words after the four numbers, in this order: "wa", then "u<unroll>".
+  std::istringstream rest(parsed ? text.substr(static_cast<std::size_t>(consumed)) : std::string());
+  std::vector<std::string> words;
+  for (std::string word; rest >> word;) words.push_back(word);
+  std::size_t at = 0;
+  if (at < words.size() && words[at] == "wa") s.weights_on_a = true, ++at;
+  if (at < words.size() && words[at].size() >= 2 && words[at].size() <= 3 && words[at][0] == 'u' &&
+      words[at].find_first_not_of("0123456789", 1) == std::string::npos)
+    s.unroll = std::stoi(words[at++].substr(1));
+  if (!parsed || at != words.size())
+    throw Error(fmt::format("schedule '{}' is not of the form 'w4 m1 s3 k1' (warps, M tiles, stages, split-K; then ' wa' "
+                            "for weights on the mma A side, ' u2' for two chunks per iteration)", text));
   programs::validate(s);
   return s;
 }
@@ -290,16 +297,17 @@ std::vector<programs::Schedule> tuning_candidates(const programs::QuantFormat& f
     for (int warps : {2, 4, 8})
       for (int m_tiles : {1, 2})
         for (int stages : {3, 4, 6})
-          for (int split : {1, 2, 4, 8, 16}) {
-            if (on_a && M > 8) continue;
-            if (m_tiles == 2 && M <= 16) continue;
-            if (split > 1 && K / (16 * programs::chunk_steps(f)) < 2 * split) continue;
-            programs::Schedule s{warps, m_tiles, stages, split};
-            s.weights_on_a = on_a;
-            // e.g. 8 warps x 6 stages of 8-bit weights: 145 KB, more than sm_86 and sm_89 allow (99 KB)
-            if (vm::verify(programs::quant_matmul(f, s)).shared.total_bytes > limit) continue;
-            out.push_back(s);
-          }
+          for (int split : {1, 2, 4, 8, 16})
+            for (int unroll : {1, 2}) {
+              if (on_a && M > 8) continue;
+              if (m_tiles == 2 && M <= 16) continue;
+              // at least two iterations per slice
+              if ((split > 1 || unroll > 1) && K / (16 * programs::chunk_steps(f)) < 2 * split * unroll) continue;
+              programs::Schedule s{warps, m_tiles, stages, split, on_a, unroll};
+              // e.g. 8 warps x 6 stages of 8-bit weights: 145 KB, more than sm_86 and sm_89 allow (99 KB)
+              if (programs::shared_bytes(f, s) > limit) continue;
+              out.push_back(s);
+            }
   return out;
 }
 

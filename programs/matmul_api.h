@@ -79,8 +79,9 @@ struct TuneResult {
   std::vector<std::pair<programs::Schedule, float>> timings;  // milliseconds per candidate
 };
 TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, int repeats = 20);
-// The schedules tune_matmul times on `arch`: warps x M tiles x stages x split-K (weights on A for M <= 8),
-// leaving out those whose shared memory exceeds the architecture's per-block limit.
+// The schedules tune_matmul times on `arch`: warps x M tiles x stages x split-K x unroll (weights on A for
+// M <= 8; split and unroll keep two iterations per slice), leaving out those whose shared memory exceeds the
+// architecture's per-block limit.
 std::vector<programs::Schedule> tuning_candidates(const programs::QuantFormat& f, std::int64_t M, std::int64_t K,
                                                   const std::string& arch);
 

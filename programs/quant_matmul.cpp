@@ -5,11 +5,15 @@
 #include <map>
 #include <numeric>
 #include <cmath>
+#include <limits>
+#include <string_view>
 
+#include "backend_cuda/nvrtc.h"
 #include "isa/bitpack.h"
 #include "isa/error.h"
 #include "layout/mma_layouts.h"
 #include "vm/builder.h"
+#include "vm/verifier.h"
 
 namespace anybit::programs {
 
@@ -146,7 +150,8 @@ int chunk_steps(const QuantFormat& f) {
 }
 
 std::string describe(const Schedule& s) {
-  return fmt::format("w{} m{} s{} k{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "");
+  return fmt::format("w{} m{} s{} k{}{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "",
+                     s.unroll > 1 ? fmt::format(" u{}", s.unroll) : "");
 }
 
 void validate(const Schedule& s) {
@@ -157,6 +162,8 @@ void validate(const Schedule& s) {
   if (s.stages != 0 && (s.stages < 2 || s.stages > 8))
     throw Error(fmt::format("schedule: stages must be 0 (direct loads) or 2..8, not {}", s.stages));
   if (s.split_k < 1 || s.split_k > 64) throw Error(fmt::format("schedule: split_k must be 1..64, not {}", s.split_k));
+  if (s.unroll != 1 && s.unroll != 2 && s.unroll != 4)
+    throw Error(fmt::format("schedule: unroll must be 1, 2 or 4, not {}", s.unroll));
 }
 
 int default_multiprocessors(const std::string& arch) {
@@ -193,6 +200,13 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
   while (s.split_k < 16 && blocks * s.split_k < 2LL * sm_count && chunks / (2 * s.split_k) >= 2 &&
          8.0 * 2 * s.split_k * M * N <= weight_bytes)
     s.split_k *= 2;
+  // Two chunks an iteration pay the barrier, the pipeline bookkeeping and the loop once for both (sm_80 SASS,
+  // 4096 x 4096 g128: int4 M = 1 70 -> 62 and M = 16 81 -> 72 issue slots per 1024 weights) at twice the
+  // shared memory: taken while a slice still has two iterations and two blocks still fit an SM.
+  Schedule twice = s;
+  twice.unroll = 2;
+  if (chunks / s.split_k >= 4 && 2 * shared_bytes(f, twice) <= backend_cuda::shared_memory_limit(target.arch))
+    s = twice;
   return s;
 }
 
@@ -248,6 +262,17 @@ std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector
   return codes;
 }
 
+std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s) {
+  try {
+    return vm::verify(quant_matmul(f, s)).shared.total_bytes;
+  } catch (const Error& e) {
+    // The builder's verifier refuses a program above the VM's shared-memory limit; nothing else can fail
+    // for a valid schedule, but anything else is rethrown.
+    if (std::string_view(e.what()).find("bytes of shared memory") == std::string_view::npos) throw;
+    return std::numeric_limits<std::int64_t>::max();
+  }
+}
+
 std::map<std::string, std::int64_t> quant_matmul_divisibility() { return {{"N", 16}, {"K", 16}}; }
 
 std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int64_t N, std::int64_t K) {
@@ -264,7 +289,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);
   const bool swap = s.weights_on_a;
   const int W = s.warps, mt = s.m_tiles, rows = (swap ? 8 : 16) * mt, b = f.weights.bits(), width = 16 * W, c = chunk_steps(f),
-            steps_per_group = f.group / (16 * c);
+            steps_per_group = f.group / (16 * c), u = s.unroll;
   const bool split = s.split_k > 1;
   // When the activation type holds every value of the format exactly, the group scale is applied once per
   // group to an f32 partial sum (sum_k A q s = s sum_k A q); otherwise each weight is scaled through f32
@@ -327,11 +352,12 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, r, width}, reshape(l, {1, r, width})), true);
     return bld.reshape(t3, {r, width});
   };
-  // The chunks of K this block multiplies: all of them, or its slice under split-K.
+  // The chunks of K this block multiplies: all of them, or its slice under split-K (a multiple of the
+  // unroll, so that only the last slice can end inside an iteration).
   const Expr chunks = bld.let("chunks", K / (16 * c));
   Expr lo = 0, hi = chunks;
   if (split) {
-    const Expr per_slice = bld.let("slice_chunks", isa::ceil_div(chunks, s.split_k));
+    const Expr per_slice = bld.let("slice_chunks", isa::ceil_div(chunks, s.split_k * u) * u);
     lo = bld.let("lo", isa::min(chunks, isa::block_idx_z() * per_slice));
     hi = bld.let("hi", isa::min(chunks, lo + per_slice));
   }
@@ -358,7 +384,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     // The XOR's key is the row: the address bits just above a row's chunks (rows of 16 chunks: shift 4).
     int shift = bits;
     while ((1 << shift) < chunks_per_row && chunks_per_row % (2 << shift) == 0) ++shift;
-    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({stages, rows, 16 * c}, Swizzle{bits, 3, shift})), "sA");
+    // A stage is `u` chunks: sub-stage stage * u + j holds the iteration's j-th.
+    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({stages * u, rows, 16 * c}, Swizzle{bits, 3, shift})), "sA");
     // Streams of 32 or 64 bytes stored whole put two or four lanes of a 16-byte load phase on the same banks.
     // A stage holds them piece by piece instead: the j-th 16 bytes of every lane side by side (loads of
     // piece j are conflict-free), each piece's row skewed by 128 / pieces bytes so that the copy's writes,
@@ -366,86 +393,108 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     const Expr streams = K / (16 * c) * tiles * 32;
     if (in_pieces) {
       const std::int64_t row = 32LL * W * 16 + 128 / pieces;
-      sW = bld.alloc_shared(u8, SharedLayout({stages, 32 * W, pieces, 16}, {pieces * row, 16, row, 1}));
+      sW = bld.alloc_shared(u8, SharedLayout({stages * u, 32 * W, pieces, 16}, {pieces * row, 16, row, 1}));
       gWflat = bld.global_view(pw, {1, streams, pieces, 16}, {0, c * b, 16, 1});
     } else {
-      sW = bld.alloc_shared(u8, SharedLayout::row_major({stages, 1, 1, chunk_bytes}));
+      sW = bld.alloc_shared(u8, SharedLayout::row_major({stages * u, 1, 1, chunk_bytes}));
       gWflat = bld.global_view(pw, {1, 1, 1, streams * (c * b)}, {0, 0, 0, 1});  // the shared tile's rank
     }
     sW = bld.name(sW, "sW");
     gWflat = bld.name(gWflat, "gWbytes");
     gA3 = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA3");
   }
-  // Copies chunk kc (when this block multiplies it) into a shared stage; one commit per call, so that
-  // every iteration closes exactly one group and wait_group(stages - 2) always means "chunk kc has landed".
+  // Copies the u chunks from kc on (when this block multiplies the first) into a shared stage; one commit
+  // per call, so that every iteration closes exactly one group and wait_group(stages - 2) always means
+  // "the iteration's chunks have landed". Only the last slice can end inside a stage; its chunks past the
+  // end lie past K as well, so the copy's bounds fill them with zeros, whose products add nothing.
   auto issue = [&](Expr kc, Expr stage) {
     bld.if_then(kc < hi, [&] {
-      bld.copy_async(sA, {stage, 0, 0}, gA3, {0, m0, kc * (16 * c)}, {1, rows, 16 * c});
-      const std::vector<Expr> from = in_pieces ? std::vector<Expr>{0, first_stream(kc), 0, 0}
-                                               : std::vector<Expr>{0, 0, 0, first_stream(kc) * (c * b)};
-      bld.copy_async(sW, {stage, 0, 0, 0}, gWflat, from, {stage_tile.begin(), stage_tile.end()});
+      for (int j = 0; j < u; ++j) {
+        const Expr kj = kc + j, sub = stage * u + j;
+        bld.copy_async(sA, {sub, 0, 0}, gA3, {0, m0, kj * (16 * c)}, {1, rows, 16 * c});
+        const std::vector<Expr> from = in_pieces ? std::vector<Expr>{0, first_stream(kj), 0, 0}
+                                                 : std::vector<Expr>{0, 0, 0, first_stream(kj) * (c * b)};
+        bld.copy_async(sW, {sub, 0, 0, 0}, gWflat, from, {stage_tile.begin(), stage_tile.end()});
+      }
     });
     bld.commit_group();
   };
   if (pipelined)
-    for (int j = 0; j + 1 < stages; ++j) issue(lo + j, j);  // the prologue fills stages - 1 stages
+    for (int j = 0; j + 1 < stages; ++j) issue(lo + j * u, j);  // the prologue fills stages - 1 stages
   // One loop over this block's chunks; the f32 partial sum of a scale group joins the result at the group's
   // last chunk (or the slice's, under split-K, where a slice may start or end inside a group).
   auto part = bld.name(bld.alloc_register(vm::reg(f32, acc_shape, cl)), "part");
-  // The loop counts iterations from 0 (i >= 0 lets the stage index be an unsigned remainder).
-  bld.for_range("i", 0, hi - lo, [&](Expr i) {
-    const Expr kc = bld.let("kc", lo + i);
-    const Expr g = bld.let("g", kc / steps_per_group);
-    // Global loads of this chunk's group data first: their latency overlaps the barrier, the shared loads,
-    // the decode and the mma instead of stalling the instructions that use them. The group's scale (applied
+  // The loop counts iterations from 0 (i >= 0 lets the stage index be an unsigned remainder). An iteration
+  // multiplies u chunks. In the last slice some of them can lie past K: their loads are masked to zeros
+  // (A, weights, scales and zeros alike), so they add nothing and need no branch.
+  bld.for_range("i", 0, isa::ceil_div(hi - lo, u), [&](Expr i) {
+    const Expr kc0 = bld.let("kc", lo + i * u);
+    // Names of the j-th chunk's values: "w", or "w0", "w1"... when an iteration has several chunks.
+    const auto nm = [&](const char* base, int j) { return u == 1 ? std::string(base) : fmt::format("{}{}", base, j); };
+    std::vector<Expr> kcs, gs;
+    for (int j = 0; j < u; ++j) {
+      kcs.push_back(j == 0 ? kc0 : bld.let(nm("kc", j), kc0 + j));
+      gs.push_back(bld.let(nm("g", j), kcs[j] / steps_per_group));
+    }
+    // Global loads of the chunks' group data first: their latency overlaps the barrier, the shared loads,
+    // the decode and the mma instead of stalling the instructions that use them. A group's scale (applied
     // to the partial sum) is loaded here when every chunk ends a group; otherwise once, at the group's end.
-    const auto group_scale = [&] {
+    const auto group_scale = [&](Expr g, int j) {
       const RegisterLayout l = swap ? permute(cl, std::array{1, 0}) : cl;
       vm::Value scale = group_tile(S, act, g, rows, l);
       if (swap) scale = transpose(scale, act, l);
-      return bld.name(bias_fold ? bld.cast_scaled(scale, f32, -bias_fold) : bld.cast(scale, f32), "scale");
+      return bld.name(bias_fold ? bld.cast_scaled(scale, f32, -bias_fold) : bld.cast(scale, f32), nm("scale", j));
     };
-    vm::Value early_scale{}, zeros{}, weight_scale{};
-    if (fold_scale && steps_per_group == 1) early_scale = group_scale();
     const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
-    if (f.zeros != ZeroMode::None) zeros = group_tile(Z, zt, g, 16 * c, wl);
-    if (!fold_scale) weight_scale = group_tile(S, act, g, 16 * c, wl);
-    vm::Value a{}, bytes{};
+    std::vector<vm::Value> early_scale(u), zeros(u), weight_scale(u);
+    for (int j = 0; j < u; ++j) {
+      if (fold_scale && steps_per_group == 1) early_scale[j] = group_scale(gs[j], j);
+      if (f.zeros != ZeroMode::None) zeros[j] = group_tile(Z, zt, gs[j], 16 * c, wl);
+      if (!fold_scale) weight_scale[j] = group_tile(S, act, gs[j], 16 * c, wl);
+    }
+    Expr stage = 0;
     if (pipelined) {
       bld.wait_group(stages - 2);
-      bld.sync_threads();  // chunk kc is visible to all, and the stage the next copy refills is no longer read
-      issue(kc + (stages - 1), (i + (stages - 1)) % stages);
-      const Expr stage = bld.let("stage", i % stages);
-      a = bld.reshape(bld.load_shared(sA, {stage, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
-                      {rows, 16 * c});
-      bytes = bld.reshape(bld.load_shared(sW, {stage, 0, 0, 0}, vm::reg(u8, stage_tile, stage_layout)), {32 * W, c * b});
-    } else {
-      a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
-      bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), true);
+      bld.sync_threads();  // the chunks are visible to all, and the stage the next copy refills is no longer read
+      issue(kc0 + (stages - 1) * u, (i + (stages - 1)) % stages);
+      stage = bld.let("stage", i % stages);
     }
-    a = bld.name(a, "a");
-    bytes = bld.name(bytes, "bytes");
-    auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, half_split_layout(wl, b))), "codes");
-    const int fold = bias_fold ? bias_fold : wide_fold;
-    auto w = bld.name(fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), fold)
-                           : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
-                      "w");
-    if (f.zeros != ZeroMode::None) w = bld.name(bld.sub(w, zt == mid ? zeros : bld.cast(zeros, mid)), "shifted");
-    if (!fold_scale) {
-      auto scale = wide_fold ? bld.cast_scaled(weight_scale, f32, -wide_fold) : bld.cast(weight_scale, f32);
-      w = bld.name(bld.cast(bld.mul(w, scale), act), "scaled");
-    }
-    if (swap) bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
-    else bld.dot(part, a, w);
-    const Expr group_end = isa::eq(kc % steps_per_group, Expr(steps_per_group - 1));
-    bld.if_then(split ? group_end || isa::eq(kc, hi - 1) : group_end, [&] {
-      if (fold_scale) {
-        bld.assign(acc, bld.fma(part, early_scale.name.empty() ? group_scale() : early_scale, acc));
+    for (int j = 0; j < u; ++j) {
+      const Expr kc = kcs[j];
+      vm::Value a{}, bytes{};
+      if (pipelined) {
+        const Expr sub = stage * u + j;
+        a = bld.reshape(bld.load_shared(sA, {sub, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
+                        {rows, 16 * c});
+        bytes = bld.reshape(bld.load_shared(sW, {sub, 0, 0, 0}, vm::reg(u8, stage_tile, stage_layout)), {32 * W, c * b});
       } else {
-        bld.assign(acc, bld.add(acc, part));
+        a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
+        bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), true);
       }
-      bld.assign(part, bld.alloc_register(vm::reg(f32, acc_shape, cl)));  // zero for the next group
-    });
+      a = bld.name(a, nm("a", j));
+      bytes = bld.name(bytes, nm("bytes", j));
+      auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, half_split_layout(wl, b))), nm("codes", j));
+      const int fold = bias_fold ? bias_fold : wide_fold;
+      auto w = bld.name(fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), fold)
+                             : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
+                        nm("w", j));
+      if (f.zeros != ZeroMode::None) w = bld.name(bld.sub(w, zt == mid ? zeros[j] : bld.cast(zeros[j], mid)), nm("shifted", j));
+      if (!fold_scale) {
+        auto scale = wide_fold ? bld.cast_scaled(weight_scale[j], f32, -wide_fold) : bld.cast(weight_scale[j], f32);
+        w = bld.name(bld.cast(bld.mul(w, scale), act), nm("scaled", j));
+      }
+      if (swap) bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
+      else bld.dot(part, a, w);
+      const Expr group_end = isa::eq(kc % steps_per_group, Expr(steps_per_group - 1));
+      bld.if_then(split ? group_end || isa::eq(kc, hi - 1) : group_end, [&] {
+        if (fold_scale) {
+          bld.assign(acc, bld.fma(part, early_scale[j].name.empty() ? group_scale(gs[j], j) : early_scale[j], acc));
+        } else {
+          bld.assign(acc, bld.add(acc, part));
+        }
+        bld.assign(part, bld.alloc_register(vm::reg(f32, acc_shape, cl)));  // zero for the next group
+      });
+    }
   });
   if (pipelined) bld.wait_group(0);  // nothing is in flight after the last chunk; this states it
   if (split) {  // this slice's f32 partial sums; splitk_reduce adds the slices (and the bias)

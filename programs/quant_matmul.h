@@ -47,6 +47,10 @@ struct Schedule {
   // the n8 side, so a block covers 8 * m_tiles rows of M and every mma multiplies 256 distinct weights
   // (twice as many as with the batch on the A side). C is computed transposed.
   bool weights_on_a = false;
+  // Chunks per main-loop iteration (1, 2 or 4): a stage holds `unroll` chunks, and the barrier, the copy
+  // issue and the loop bookkeeping are paid once for all of them (int4 M = 1 on sm_80: about 40 warp
+  // instructions of an iteration's 110 besides the decode and the mma). The packed layout is unchanged.
+  int unroll = 1;
   bool operator==(const Schedule&) const = default;
 };
 
@@ -54,7 +58,7 @@ struct Schedule {
 // at the end of a chunk). A warp consumes 16 x 16c weights per chunk.
 int chunk_steps(const QuantFormat& f);
 
-// "w4 m1 s3 k1" style (" wa" appended for weights_on_a), as printed by vmc and used in kernel names.
+// "w4 m1 s3 k1" style (" wa" appended for weights_on_a, " u2" for unroll 2), as printed by vmc and used in kernel names.
 std::string describe(const Schedule& s);
 // anybit::Error naming the field when a schedule is out of range.
 void validate(const Schedule& s);
@@ -108,6 +112,9 @@ std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K);
 layout::RegisterLayout half_split_layout(const layout::RegisterLayout& fragment, int bits);
 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
+// The shared memory quant_matmul(f, s) allocates, in bytes; the largest int64 when that is more than a VM
+// program may allocate (vm::VerifyOptions), so that comparisons with a GPU's limit simply fail.
+std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s);
 
 // What validate() guarantees about quant_matmul's parameters, as divisibility facts for the emitter
 // (EmitOptions::divisibility): every caller that lowers the kernel passes these, so a kernel measured,

@@ -217,9 +217,10 @@ TEST_CASE("swizzled shared offsets: a pipeline stage's term adds after the swizz
   const auto k = passes::run_pipeline(programs::quant_matmul(programs::QuantFormat{}, s)).kernel;
   CAPTURE(k.source);
   // Rows of 128 f16 (16 chunks of 16 bytes): the XOR takes the row's low three bits (shift 4). The stage
-  // stride (2048 f16 = 16 rows of 128) is a multiple of the swizzle's 1024-element period.
-  CHECK(k.source.find("ab::swizzle<3, 3, 4>((int)(w0 + row + lane % 8) * 128 + (int)(w1 + col) * 1) + (int)(stage_) * 2048") !=
-        std::string::npos);
+  // stride (2048 f16 = 16 rows of 128) is a multiple of the swizzle's 1024-element period. Each part is
+  // scaled to bytes on its own, so the thread's part stays loop-invariant and the stage's adds to it.
+  CHECK(k.source.find("t_sA + (ab::swizzle<3, 3, 4>((int)(w0 + row + lane % 8) * 128 + (int)(w1 + col) * 1)) * 16 / 8 + "
+                      "((int)(stage_) * 2048) * 16 / 8") != std::string::npos);
 }
 
 TEST_CASE("parameter bounds: 32-bit addressing where every offset provably fits, checked at launch") {

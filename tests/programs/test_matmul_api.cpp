@@ -174,6 +174,15 @@ TEST_CASE("schedules as text, and the tuned-schedule store") {
   CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s3"), doctest::Contains("is not of the form 'w4 m1 s3 k1'"), Error);
   CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s3 k1 extra"), doctest::Contains("is not of the form"), Error);
   CHECK_THROWS_WITH_AS(parse_schedule("w5 m1 s3 k1"), doctest::Contains("warps must be 1, 2, 4 or 8, not 5"), Error);
+  // Two or four chunks an iteration: " u2" / " u4" after the optional " wa".
+  CHECK(parse_schedule("w4 m1 s4 k2 wa u2") == programs::Schedule{4, 1, 4, 2, true, 2});
+  CHECK(parse_schedule("w4 m1 s4 k1 u4") == programs::Schedule{4, 1, 4, 1, false, 4});
+  CHECK(programs::describe(programs::Schedule{4, 1, 4, 2, true, 2}) == "w4 m1 s4 k2 wa u2");
+  CHECK(parse_schedule(programs::describe(programs::Schedule{8, 2, 3, 1, false, 2})) == programs::Schedule{8, 2, 3, 1, false, 2});
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 u3"), doctest::Contains("unroll must be 1, 2 or 4, not 3"), Error);
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 u2 wa"), doctest::Contains("is not of the form"), Error);
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 u"), doctest::Contains("is not of the form"), Error);
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 ux"), doctest::Contains("is not of the form"), Error);
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("anybit_tuned_{}", ::getpid());
   setenv("ANYBIT_CACHE_DIR", dir.c_str(), 1);
   const QuantFormat f{DataType::unsigned_int(3), DataType::bf16(), 64, ZeroMode::Float, true};
@@ -251,11 +260,14 @@ TEST_CASE("tuning candidates fit the architecture's shared memory") {
   CHECK(ada.size() < hopper.size());  // 8 warps x 6 stages of 8-bit weights need 145 KB; sm_89 allows 99
   for (const auto& s : ada)
     CHECK(vm::verify(programs::quant_matmul(int8, s)).shared.total_bytes <= 99 * 1024);
-  // M <= 8 adds the weights-on-A schedules; M <= 16 keeps one M tile; split-K keeps two chunks per slice.
+  // M <= 8 adds the weights-on-A schedules; M <= 16 keeps one M tile; split-K and unroll keep two
+  // iterations per slice.
   const auto small = tuning_candidates(int8, 1, 256, "sm_90");
   CHECK(std::any_of(small.begin(), small.end(), [](const auto& s) { return s.weights_on_a; }));
   for (const auto& s : small) {
     CHECK(s.m_tiles == 1);
-    CHECK(256 / (16 * programs::chunk_steps(int8)) >= 2 * s.split_k);
+    CHECK(256 / (16 * programs::chunk_steps(int8)) >= 2 * s.split_k * s.unroll);
   }
+  CHECK(std::none_of(small.begin(), small.end(), [](const auto& s) { return s.unroll > 1; }));  // 2 chunks
+  CHECK(std::any_of(hopper.begin(), hopper.end(), [](const auto& s) { return s.unroll == 2; }));
 }

@@ -7,6 +7,7 @@
 #include "isa/error.h"
 #include "layout/mma_layouts.h"
 #include "quant_matmul_harness.h"
+#include "vm/verifier.h"
 
 using namespace anybit;
 using programs::QuantFormat;
@@ -135,6 +136,15 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       {{isa::parse_dtype("f5e2m2"), DataType::f16(), 256, ZeroMode::None, true}, {8, 1, 2, 3, true}, 9, 144, 256},
       {{isa::parse_dtype("f8e5m2"), DataType::f16(), 64, ZeroMode::None}, {4, 2, 4, 2, true}, 16, 64, 256},
       {{DataType::unsigned_int(6), DataType::f16(), 64, ZeroMode::Float, true}, {1, 1, 3, 2, true}, 1, 16, 128},
+      // two or four chunks an iteration: a last iteration reaching past K (3 chunks, unroll 2), slices of
+      // whole iterations, several groups an iteration (g32: chunks of 2 steps) and several iterations a group
+      // (g256, unroll 2 and 4), direct loads, f32-scaled weights, weights on A
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, {4, 1, 3, 1, false, 2}, 5, 48, 384},
+      {{DataType::unsigned_int(4), DataType::bf16(), 32, ZeroMode::Integer, true}, {2, 1, 4, 2, false, 4}, 9, 32, 512},
+      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 1, 0, 1, true, 2}, 3, 32, 192},
+      {{isa::parse_dtype("f4e2m1"), DataType::f16(), 256, ZeroMode::None}, {4, 1, 2, 3, true, 2}, 6, 64, 768},
+      {{DataType::unsigned_int(3), DataType::f16(), 256, ZeroMode::Float}, {1, 2, 3, 1, false, 4}, 20, 16, 512},
+      {{DataType::signed_int(2), DataType::bf16(), 128, ZeroMode::None, true}, {4, 1, 4, 4, true, 2}, 1, 64, 640},
   };
   int index = 0;
   for (const auto& [f, s, M, N, K] : cases) {
@@ -174,6 +184,33 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 4, 3, 1}), doctest::Contains("m_tiles must be 1 or 2, not 4"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 1, 1}), doctest::Contains("stages must be 0 (direct loads) or 2..8, not 1"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 0}), doctest::Contains("split_k must be 1..64, not 0"), Error);
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 1, false, 3}), doctest::Contains("unroll must be 1, 2 or 4, not 3"),
+                       Error);
+}
+
+TEST_CASE("choose_schedule: two chunks an iteration while two blocks fit an SM and a slice has two iterations") {
+  const QuantFormat int4{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None};
+  const QuantFormat int8{DataType::signed_int(8), DataType::f16(), 128, ZeroMode::None};
+  for (const char* arch : {"sm_80", "sm_86", "sm_90"})
+    for (const auto& f : {int4, int8})
+      for (std::int64_t M : {1, 16, 64}) {
+        CAPTURE(arch);
+        CAPTURE(f.weights.name());
+        CAPTURE(M);
+        const auto s = programs::choose_schedule(f, M, 4096, 4096, {arch, 0});
+        auto twice = s;
+        twice.unroll = 2;
+        const std::int64_t bytes = vm::verify(programs::quant_matmul(f, twice)).shared.total_bytes;
+        const std::int64_t limit = std::string(arch) == "sm_86" ? 99 * 1024 : std::string(arch) == "sm_80" ? 163 * 1024 : 227 * 1024;
+        if (s.unroll == 2) CHECK(2 * vm::verify(programs::quant_matmul(f, s)).shared.total_bytes <= limit);
+        else CHECK((2 * bytes > limit || 4096 / (16 * programs::chunk_steps(f)) / s.split_k < 4));
+      }
+  // int4 at M = 1 on sm_80: 4 stages of two 2 KB chunks plus A, 50 KB: unrolled.
+  CHECK(programs::choose_schedule(int4, 1, 4096, 4096, {"sm_80", 0}).unroll == 2);
+  // 8-bit weights at M = 16 on sm_86: 99 KB of stages at unroll 2, more than half of 99 KB: one chunk.
+  CHECK(programs::choose_schedule(int8, 16, 4096, 4096, {"sm_86", 0}).unroll == 1);
+  // K = 256 (two chunks): one iteration of two would leave the pipeline nothing to overlap.
+  CHECK(programs::choose_schedule(int4, 1, 4096, 256, {"sm_90", 0}).unroll == 1);
 }
 
 TEST_CASE("half_split_layout: the two codes of every pair at the same offset of two 16-bit halves") {

@@ -102,6 +102,11 @@ TEST_CASE("schedules on the simulator: warps, M tiles and split-K with the f32 r
       {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 3, 1, true}, 5, 80, 512},
       {{DataType::unsigned_int(3), DataType::bf16(), 64, ZeroMode::Integer}, {2, 2, 2, 2, true}, 13, 48, 256},
       {{isa::parse_dtype("f7e5m1"), DataType::f16(), 32, ZeroMode::None, true}, {4, 1, 0, 3, true}, 8, 64, 256},
+      // two and four chunks an iteration: 3 chunks in slices of two (the last iteration reaches past K and
+      // its copies fill zeros), four groups an iteration, zero points
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 4, 2, true, 2}, 3, 64, 384},
+      {{isa::parse_dtype("f6e3m2"), DataType::bf16(), 32, ZeroMode::None}, {2, 1, 2, 1, false, 4}, 11, 32, 512},
+      {{DataType::unsigned_int(3), DataType::f16(), 64, ZeroMode::Integer}, {2, 1, 3, 1, true, 2}, 8, 32, 384},
   };
   int index = 0;
   for (const auto& [f, s, M, N, K] : cases) {
