@@ -50,11 +50,20 @@ static std::string global_element(const std::string& view, const std::vector<std
   return fmt::format("{}", fmt::join(terms, " + "));
 }
 
-static std::string in_bounds(const std::string& view, const std::vector<std::string>& idx) {
+// The bounds test of a masked access to global view `view` (of type `g`) at element indices `idx`, for a
+// tile of `shape` at `origin`: each index is the origin plus a coordinate in [0, shape). Tests the range
+// analysis proves are left out (a group's scale row is never negative, a broadcast dimension's coordinate
+// is inside its constant extent), which leaves ptxas fewer predicates to recombine every iteration.
+static std::string in_bounds(const Emitter& e, const std::string& view, const TensorType& g, const std::vector<Expr>& origin,
+                             const Shape& shape, const std::vector<std::string>& idx) {
   std::vector<std::string> terms;
-  for (std::size_t d = 0; d < idx.size(); ++d)
-    terms.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", idx[d], idx[d], view, d));
-  return fmt::format("{}", fmt::join(terms, " && "));
+  for (std::size_t d = 0; d < idx.size(); ++d) {
+    const isa::Interval at = e.range(origin[d]), extent = e.range(g.global_shape[d]);
+    const bool top_known = at.hi < INT64_MAX - shape[d];
+    if (!at.non_negative()) terms.push_back(fmt::format("{} >= 0", idx[d]));
+    if (!(top_known && at.hi + shape[d] - 1 < extent.lo)) terms.push_back(fmt::format("{} < {}_extent{}", idx[d], view, d));
+  }
+  return terms.empty() ? std::string("true") : fmt::format("{}", fmt::join(terms, " && "));
 }
 
 void Emitter::load_global(const Instruction& inst) {
@@ -93,7 +102,7 @@ void Emitter::load_global(const Instruction& inst) {
     }
     const auto idx = indices(passes::slot_offset(*t.layout, s));
     const std::string elem = global_element(view, idx);
-    const std::string cond = inst.attrs.masked ? in_bounds(view, idx) : "";
+    const std::string cond = inst.attrs.masked ? in_bounds(*this, view, g, inst.operands[0].index, t.shape, idx) : "";
     const int group_bits = w * bits;
     if (group_bits % 32 == 0) {
       const std::string load = fmt::format("ab::ld_global<{}>(&{}[{}], {} + {});", group_bits / 8, dst,
@@ -129,7 +138,7 @@ void Emitter::store_global(const Instruction& inst) {
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
     const auto idx = indices(passes::slot_offset(*t.layout, s));
     const std::string elem = global_element(view, idx);
-    const std::string guard = inst.attrs.masked ? "if (" + in_bounds(view, idx) + ") " : "";
+    const std::string guard = inst.attrs.masked ? "if (" + in_bounds(*this, view, g, inst.operands[1].index, t.shape, idx) + ") " : "";
     const int group_bits = w * bits;
     if (group_bits % 32 == 0) {
       line("{}ab::st_global<{}>({} + {}, &{}[{}]);", guard, group_bits / 8, view, byte_offset(elem, bits), src,
@@ -339,14 +348,15 @@ void Emitter::copy_async(const Instruction& inst) {
     const std::string nonneg = range(goff[last]).non_negative() ? "" : "col >= 0 && ";
     line("const int valid = rows_in && {}col < {}_extent{} ? {} : 0;", nonneg, view, last, chunk_bytes);
     // A masked chunk reads nothing but still names an address: the view's start. Selecting the offset
-    // rather than the pointer is one SEL where a pointer select took four moves and two predicated adds.
-    line("ab::cp_async<{}>(dst, {} + (valid > 0 ? {} : 0), valid);", chunk_bytes, view,
+    // rather than the pointer is one SEL where a pointer select took four moves and two predicated adds;
+    // a 32-bit offset so selected is never negative, and as unsigned it adds without a sign extension.
+    line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "",
          byte_offset(global_element(view, gidx), bits));
   } else if (chunk_bytes > 0) {
     // Elements inside the view form a prefix of the chunk: copy those bytes, zero-fill the rest.
     line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ((ab::i64){}_extent{} - col) * {} / 8)) : 0;",
          chunk_bytes, view, last, bits);
-    line("ab::cp_async<{}>(dst, {} + (valid > 0 ? {} : 0), (int)valid);", chunk_bytes, view,
+    line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), (int)valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "",
          byte_offset(global_element(view, gidx), bits));
   } else {
     line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
