@@ -11,7 +11,9 @@
 //                 (1/2/4-bit packings) take one lop3 and one packed fma; 3-bit codes to f16 one prmt
 //                 into a table of high bytes.
 //   small floats: codes high-aligned in each half; sign kept, exponent and mantissa shifted right by
-//                 (5 - E) for f16 or (8 - E) for bf16, then one packed multiply by 2^(15 - bias) or
+//                 (5 - E) for f16 or (8 - E) for bf16 (4-bit pairs half-split across a word: from a word
+//                 masked to every other pair, two shifted copies and one lop3, the mask shared by two
+//                 pairs: 13 instructions per 8 codes where 15 had been), then one packed multiply by 2^(15 - bias) or
 //                 2^(127 - bias); exact for every code, subnormals included (REFERENCE.md). Codes whose
 //                 value the destination's exponent field would misread (NaN of f8e4m3; inf/NaN of f8e5m2
 //                 in bf16; exponent-31 codes of f6e5m0/f7e5m1, >= 65536, which round to inf in f16) are
@@ -22,8 +24,10 @@
 // Every other pair converts slot by slot (decode to f32, encode); among low-bit -> f16/bf16 pairs that is
 // only f7e6m0, f8e6m1 and f8e7m0 -> f16, whose values f16 cannot hold (they round), and these are listed
 // in the kernel's fallbacks.
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 
 #include "backend_cuda/emitter.h"
 
@@ -166,6 +170,64 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
            lo | (lo + 1) << 4 | hi << 8 | (hi + 1) << 12);
     return it->second;
   };
+  // Small floats, pairs aligned in a word: the pairs sharing a word split into two mask groups alternating
+  // by offset, and a pair decodes from its group's masked word when no bit of the group (its own code
+  // included) lies where its two shifted copies are read; the others take the generic path below.
+  struct SpreadPlan {
+    std::int64_t h0 = 0, h1 = 0;  // the word's halves (see `halves`)
+    std::uint32_t mask = 0;       // the pair's group
+    int up = 0;                   // left shift that puts the pair's sign bits at 15 and 31
+  };
+  std::map<std::int64_t, SpreadPlan> spread;
+  const int spread_shift = (f16 ? 5 : 8) - src_t.exponent_bits();
+  const std::uint32_t spread_fields = src_t.is_float()
+                                          ? ((1u << (src_t.exponent_bits() + src_t.mantissa_bits())) - 1u)
+                                                << ((f16 ? 10 : 7) - src_t.mantissa_bits())
+                                          : 0u;
+  // Taken for 4-bit codes (two pairs per group): for 3-bit codes the extra shift per copy cost more than
+  // the saved masks (f3e2m0 M = 1 on sm_80: 408 -> 432 instructions an iteration), 5 to 7-bit codes
+  // overlap their own fields.
+  if (src_t.is_float() && !src_t.has_nan() && !src_t.has_inf() && N == 4) {
+    std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::pair<std::int64_t, std::int64_t>>> by_word;  // -> (offset, pair)
+    for (std::int64_t j = 0; j < n / 2; ++j) {
+      const std::int64_t p0 = source_slot[2 * j] * N, p1 = source_slot[2 * j + 1] * N;
+      if (p1 > p0 && (p1 - p0) % 16 == 0 && p0 % 16 + N <= 16) by_word[{p0 / 16, p1 / 16}].push_back({p0 % 16, j});
+    }
+    for (auto& [halves_of, pairs] : by_word) {
+      std::sort(pairs.begin(), pairs.end());
+      std::uint32_t group_bits[2] = {0, 0};
+      for (std::size_t i = 0; i < pairs.size(); ++i) group_bits[i % 2] |= pair(code_mask << pairs[i].first);
+      for (std::size_t i = 0; i < pairs.size(); ++i) {
+        const std::uint32_t bits = group_bits[i % 2];
+        const int r = static_cast<int>(pairs[i].first), up = 16 - N - r;
+        // t bits that land on the sign (from b) and on the fields (from a): all must be outside the group.
+        bool clear = true;
+        const auto read = [&](int out, int by) {  // the t bit a copy shifted left by `by` puts at bit `out`
+          const int at = out - by;
+          if (at >= 0 && at < 32 && (bits >> at & 1u)) clear = false;
+        };
+        for (int half : {0, 16}) {
+          read(half + 15, up - spread_shift);
+          for (int q = 0; q < 16; ++q)
+            if (spread_fields >> q & 1u) read(half + q, up);
+        }
+        if (clear) spread[pairs[i].second] = {halves_of.first, halves_of.second, bits, up};
+      }
+    }
+    // A group's mask is one instruction and each pair it serves saves one (two when b is t itself): a
+    // group serving a single pair gains nothing; those pairs keep the generic path.
+    std::map<std::tuple<std::int64_t, std::int64_t, std::uint32_t>, int> served;
+    for (const auto& [j, q] : spread) ++served[{q.h0, q.h1, q.mask}];
+    std::erase_if(spread, [&](const auto& e) { return served[{e.second.h0, e.second.h1, e.second.mask}] < 2; });
+  }
+  std::map<std::tuple<std::int64_t, std::int64_t, std::uint32_t>, std::string> masked;  // (h0, h1, mask) -> variable
+  const auto masked_word = [&](const SpreadPlan& q) {
+    auto [it, fresh] = masked.try_emplace({q.h0, q.h1, q.mask}, fmt::format("g{}", masked.size()));
+    // The mask in an opaque register: with an immediate, ptxas moves the AND behind each shift (one AND
+    // per copy instead of one per group).
+    if (fresh) line("const ab::u32 {} = {} & {};", it->second, halves(q.h0, q.h1), constant_register(q.mask));
+    return it->second;
+  };
   for (std::int64_t j = 0; j < n / 2; ++j) {
     const std::int64_t p0 = source_slot[2 * j] * N, p1 = source_slot[2 * j + 1] * N;
     // Both codes at offset p0 % 16 of a 16-bit half, the first's half before the second's (half-split).
@@ -226,6 +288,27 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       const bool flip = offset != 0;
       line("{}[{}] = ab::hfma2(ab::lop3<0x{:x}>(ab::prmt({}[{}], 0u, 0x{:x}u), 0x00f0000fu, 0x{:08x}u), 0x{:08x}u, 0x{:08x}u);", dst,
            j, flip ? 0x6a : 0xea, src_raw, w0, sel, flip ? 0x64806408u : 0x64006400u, scale, shift);
+      continue;
+    }
+    if (const auto plan = spread.find(j); plan != spread.end()) {
+      // Small float, pair aligned in a word: t keeps this pair's mask group (the word's other codes are
+      // zeros around it), a = t shifted to put the sign at bit 15, b = t shifted `shift` less to put the
+      // exponent and mantissa in the destination's fields; neither carries a group bit where the other's
+      // field lies, so one lop3 (a | b) & (sign | fields) assembles the pair: 2-3 instructions in place of
+      // 3-4, and the group's mask is shared by every pair it holds.
+      const SpreadPlan& q = plan->second;
+      const std::string t = masked_word(q);
+      const auto shifted_by = [&](int by) {
+        return by == 0 ? t : by > 0 ? fmt::format("({} << {})", t, by) : fmt::format("({} >> {})", t, -by);
+      };
+      std::string v = fmt::format("ab::lop3<0xa8>({}, {}, 0x{:08x}u)", shifted_by(q.up), shifted_by(q.up - spread_shift),
+                                  pair(0x8000u | spread_fields));
+      const int bias = src_t.exponent_bias(), dst_bias = f16 ? 15 : 127;
+      if (bias != dst_bias + exp) {  // 2^(dst_bias - bias + exp): a normal number (Emitter::cast checked)
+        const std::uint32_t scale = isa::encode(dst_t, std::ldexp(1.0, dst_bias - bias + exp));
+        v = f16 ? fmt::format("ab::hmul2({}, 0x{:08x}u)", v, pair(scale)) : fmt::format("ab::bfma2({}, 0x{:08x}u, 0x80008000u)", v, pair(scale));
+      }
+      line("{}[{}] = {};", dst, j, v);
       continue;
     }
     // Codes at bit `pos` of each half: 0 for integers, high-aligned (16 - N) for small floats.

@@ -158,6 +158,10 @@ TEST_CASE("casts with a declared slot order: half-split pairs and reversed slots
   // The half-split order is what makes 1, 2 and 4-bit integer pairs two instructions.
   const auto kernel = passes::run_pipeline(dequant_reordered(DataType::f16(), true)).kernel;
   CHECK(kernel.source.find("ab::hfma2(ab::lop3<0x6a>(t_") != std::string::npos);
+  // 4-bit float pairs (f4e2m1, f4e1m2; f4e3m0's fields overlap its own code) from a word masked to every
+  // other pair: two shifted copies joined by one lop3 (a | b) & (sign | fields).
+  CHECK(kernel.source.find("ab::lop3<0xa8>((g0 << 12), (g0 << 9), 0x8e008e00u)") != std::string::npos);
+  CHECK(kernel.source.find("ab::lop3<0xa8>((g0 << 12), (g0 << 8), 0x87008700u)") != std::string::npos);
 }
 
 namespace {

@@ -1,7 +1,9 @@
 // label long: the full cross product of the quantized matmul on the simulator, against the double
 // reference: every 1..8-bit format x {f16, bf16} x groups {32, 128, K} x every zero mode the format allows x
-// M in {1, 5, 16, 33} x N in {64, 80}, K = 256, with the shapes spread over four schedules (the chosen one,
-// and split-K / M-tile / warp variants). `ctest -L long` or `tools/setup.sh --test-long` runs it.
+// M in {1, 5, 16, 33} x N in {64, 80}, K = 256, with the shapes spread over six schedules (the chosen one,
+// and split-K / M-tile / warp / unroll variants: two chunks an iteration, in slices of whole iterations or
+// not split, and four, whose last iteration reaches past K). `ctest -L long` or `tools/setup.sh --test-long`
+// runs it.
 #include <doctest/doctest.h>
 
 #include "backend_cuda/simulator.h"
@@ -38,8 +40,9 @@ TEST_CASE("every format x activation x group x zero mode x shape on the simulato
           int shape = 0;
           for (std::int64_t M : Ms)
             for (std::int64_t N : Ns) {
-              const Schedule variants[] = {programs::choose_schedule(f, M, N, K), {2, 1, 2, 3, true}, {4, 2, 3, 2}, {8, 2, 4, 1, true}};
-              const Schedule s = variants[shape++ % 4];
+              const Schedule variants[] = {programs::choose_schedule(f, M, N, K), {2, 1, 2, 3, true, 2}, {4, 2, 3, 2},
+                                           {8, 2, 4, 1, true}, {4, 2, 2, 1, true, 4}, {2, 1, 4, 1, false, 2}};
+              const Schedule s = variants[shape++ % 6];
               CAPTURE(t.name());
               CAPTURE(act.name());
               CAPTURE(group);
