@@ -299,8 +299,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const bool fold_scale = isa::max_finite(f.weights) <= isa::max_finite(act);
   // Small floats decode by moving their fields into f16's, which leaves every value times 2^(bias - 15);
   // the cast normally multiplies that back per pair. With the scale applied per group (and no zero
-  // points subtracted from the decoded weights) the factor joins the group's scale instead: one packed
-  // multiply less per pair of weights.
+  // points subtracted from the decoded weights) the factor is one of the whole sum instead, applied once
+  // after the loop (exact in f32: 2^-15..2^16): one packed multiply less per pair of weights, and no
+  // multiply of the scales either.
   const int bias_fold = fold_scale && act == DataType::f16() && f.weights.is_float() && f.zeros == ZeroMode::None
                             ? f.weights.exponent_bias() - 15
                             : 0;
@@ -445,7 +446,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       const RegisterLayout l = swap ? permute(cl, std::array{1, 0}) : cl;
       vm::Value scale = group_tile(S, act, g, rows, l);
       if (swap) scale = transpose(scale, act, l);
-      return bld.name(bias_fold ? bld.cast_scaled(scale, f32, -bias_fold) : bld.cast(scale, f32), nm("scale", j));
+      return bld.name(bld.cast(scale, f32), nm("scale", j));
     };
     const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
     std::vector<vm::Value> early_scale(u), zeros(u), weight_scale(u);
@@ -498,6 +499,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       });
     }
   });
+  if (bias_fold)  // every weight was decoded times 2^(bias - 15)
+    bld.assign(acc, bld.name(bld.mul(acc, bld.alloc_register(vm::reg(f32, acc_shape, cl), std::ldexp(1.0, -bias_fold))), "unbiased"));
   if (pipelined) bld.wait_group(0);  // nothing is in flight after the last chunk; this states it
   if (split) {  // this slice's f32 partial sums; splitk_reduce adds the slices (and the bias)
     if (swap) {
