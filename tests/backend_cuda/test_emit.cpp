@@ -16,6 +16,7 @@
 #include "passes/vectorize.h"
 #include "programs/examples.h"
 #include "programs/quant_matmul.h"
+#include "vm/builder.h"
 
 using namespace anybit;
 using namespace anybit::layout;
@@ -249,4 +250,31 @@ TEST_CASE("parameter bounds: 32-bit addressing where every offset provably fits,
   const auto big = passes::run_pipeline(programs::quant_matmul(f), o).kernel;
   CHECK(big.source.find("const ab::i64 t_gA3_stride1") != std::string::npos);
   CHECK(big.source.find("const int t_gWbytes_extent1") != std::string::npos);
+}
+
+TEST_CASE("masked accesses test only the bounds the range analysis cannot prove") {
+  // A group's scale row (g = kc >= 0) and the column n0 + lane part (>= 0) are never negative, and the
+  // broadcast middle dimension's coordinate is always inside its constant extent: only the upper bounds
+  // of the group and the column are tested.
+  programs::Schedule s;
+  s.stages = 4;
+  s.weights_on_a = true;
+  const auto k = passes::run_pipeline(programs::quant_matmul(programs::QuantFormat{}, s)).kernel;
+  CAPTURE(k.source);
+  CHECK(k.source.find("if (i0 < t_gS_extent0 && i2 < t_gS_extent2) ab::ld_global<2>(") != std::string::npos);
+  CHECK(k.source.find("i1 >= 0") == std::string::npos);
+  CHECK(k.source.find("i1 < t_gS_extent1") == std::string::npos);
+  // An offset that can be negative keeps its lower test.
+  vm::Builder b("shifted_copy", 1);
+  auto x = b.pointer("x", isa::DataType::f32());
+  auto y = b.pointer("y", isa::DataType::f32());
+  isa::Expr n = b.i32("n");
+  b.grid({isa::ceil_div(n, 32)});
+  const isa::Expr at = b.let("at", isa::block_idx_x() * 32 - 1);
+  const auto tile = vm::reg(isa::DataType::f32(), {32}, spatial({32}));
+  auto v = b.load_global(b.global_view(x, {n}, {1}), {at}, tile, true);
+  b.store_global(v, b.global_view(y, {n}, {1}), {at}, true);
+  const auto shifted = passes::run_pipeline(b.build()).kernel;
+  CAPTURE(shifted.source);
+  CHECK(shifted.source.find("i0 >= 0 && i0 < t_") != std::string::npos);
 }
