@@ -202,12 +202,15 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
     s.split_k *= 2;
   // Two chunks an iteration pay the barrier, the pipeline bookkeeping and the loop once for both (sm_80 SASS,
   // 4096 x 4096 g128, issue slots per 1024 weights: int4 M = 1 67.5 -> 60.5, M = 16 79.5 -> 70.2; f4e2m1
-  // M = 1 93.5 -> 86.5) at twice the shared memory: taken while a slice still has two iterations and two
-  // blocks still fit an SM. Four chunks in two stages model better still (f4e2m1 M = 1 83) but keep half
-  // the bytes in flight; the measured issue rate was for four stages, so that waits for a GPU.
+  // M = 1 93.5 -> 86.5) at twice the shared memory: taken for the memory-bound batches (M <= 16, whose
+  // split-K grids hold about two blocks per SM anyway) while a slice still has two iterations and two blocks
+  // still fit an SM; larger M keeps the resident warps it was measured with. Four chunks in two stages model
+  // better still (f4e2m1 M = 1 83) but keep half the bytes in flight; the measured issue rate was for four
+  // stages, so that waits for a GPU.
   Schedule twice = s;
   twice.unroll = 2;
-  if (chunks / s.split_k >= 4 && 2 * shared_bytes(f, twice) <= backend_cuda::shared_memory_limit(target.arch))
+  if (M <= 16 && chunks / s.split_k >= 4 &&
+      2 * shared_bytes(f, twice) <= backend_cuda::shared_memory_limit(target.arch))
     s = twice;
   return s;
 }

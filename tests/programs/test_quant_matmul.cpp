@@ -188,7 +188,7 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
                        Error);
 }
 
-TEST_CASE("choose_schedule: two chunks an iteration while two blocks fit an SM and a slice has two iterations") {
+TEST_CASE("choose_schedule: two chunks an iteration at M <= 16 while two blocks fit an SM and a slice has two iterations") {
   const QuantFormat int4{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None};
   const QuantFormat int8{DataType::signed_int(8), DataType::f16(), 128, ZeroMode::None};
   for (const char* arch : {"sm_80", "sm_86", "sm_90"})
@@ -203,7 +203,8 @@ TEST_CASE("choose_schedule: two chunks an iteration while two blocks fit an SM a
         const std::int64_t bytes = vm::verify(programs::quant_matmul(f, twice)).shared.total_bytes;
         const std::int64_t limit = std::string(arch) == "sm_86" ? 99 * 1024 : std::string(arch) == "sm_80" ? 163 * 1024 : 227 * 1024;
         if (s.unroll == 2) CHECK(2 * vm::verify(programs::quant_matmul(f, s)).shared.total_bytes <= limit);
-        else CHECK((2 * bytes > limit || 4096 / (16 * programs::chunk_steps(f)) / s.split_k < 4));
+        else CHECK((M > 16 || 2 * bytes > limit || 4096 / (16 * programs::chunk_steps(f)) / s.split_k < 4));
+        if (M > 16) CHECK(s.unroll == 1);
       }
   // int4 at M = 1 on sm_80: 4 stages of two 2 KB chunks plus A, 50 KB: unrolled.
   CHECK(programs::choose_schedule(int4, 1, 4096, 4096, {"sm_80", 0}).unroll == 2);
