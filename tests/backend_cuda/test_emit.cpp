@@ -278,3 +278,31 @@ TEST_CASE("masked accesses test only the bounds the range analysis cannot prove"
   CAPTURE(shifted.source);
   CHECK(shifted.source.find("i0 >= 0 && i0 < t_") != std::string::npos);
 }
+
+TEST_CASE("decode constants sit in opaque registers, and a chunk's scale loads come before the barrier") {
+  programs::Schedule s;
+  s.stages = 4;
+  s.weights_on_a = true;
+  s.unroll = 2;
+  const programs::QuantFormat int2{isa::DataType::signed_int(2), isa::DataType::f16(), 128, programs::ZeroMode::None};
+  const auto k = passes::run_pipeline(programs::quant_matmul(int2, s)).kernel;
+  CAPTURE(k.source);
+  // Declared once at the top from a value ptxas cannot see through, used as lop3 and packed-fma operands
+  // (as immediates ptxas re-materialized them at every use, in every iteration).
+  const auto zero = k.source.find("const ab::u32 kc_zero = ab::opaque_zero();");
+  REQUIRE(zero != std::string::npos);
+  CHECK(zero < k.source.find("for (int i_ = 0;"));
+  CHECK(k.source.find("const ab::u32 kc_64086408 = 0x64086408u ^ kc_zero;") != std::string::npos);
+  CHECK(k.source.find("ab::lop3<0x6a>(t_codes0[0], 0x000c000cu, kc_64086408)") != std::string::npos);
+  // Both chunks' group scales load at the top of the iteration, before the wait and the barrier, so their
+  // latency overlaps the copy issue, the decode and the mma.
+  const auto loop = k.source.find("for (int i_ = 0;");
+  const auto wait = k.source.find("ab::cp_async_wait<2>();", loop);
+  REQUIRE(wait != std::string::npos);
+  const auto first = k.source.find("vm: %v", loop), scale0 = k.source.find("vm: %scale0 = cast", loop),
+             scale1 = k.source.find("vm: %scale1 = cast", loop);
+  CHECK(first < wait);
+  CHECK(scale0 < wait);
+  CHECK(scale1 < wait);
+  CHECK(k.source.find("ab::ld_global<2>(&v, t_gS", loop) < wait);
+}
