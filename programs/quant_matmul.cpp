@@ -5,8 +5,6 @@
 #include <map>
 #include <numeric>
 #include <cmath>
-#include <limits>
-#include <string_view>
 
 #include "backend_cuda/nvrtc.h"
 #include "isa/bitpack.h"
@@ -32,6 +30,38 @@ RegisterLayout accumulator_layout(int warps) { return spatial({1, warps}) * loca
 
 
 double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decode(f.activations, code); }
+
+// A lane's weight stream travels through shared memory in 16-byte pieces when it is a multiple of 32
+// bytes (this many pieces), else as one flat run of bytes per stage (0).
+int weight_pieces(const QuantFormat& f) {
+  const int bytes = chunk_steps(f) * f.weights.bits();
+  return bytes % 32 == 0 ? bytes / 16 : 0;
+}
+
+// The shared tiles of a pipelined schedule, stages x unroll sub-stages each: A as rows of 16c activations
+// under an XOR swizzle that spreads an ldmatrix's eight 16-byte rows over the banks, and the weight streams
+// (see weight_pieces).
+struct StageTiles {
+  SharedLayout a, w;
+};
+StageTiles stage_tiles(const QuantFormat& f, const Schedule& s) {
+  const int c = chunk_steps(f), b = f.weights.bits(), rows = (s.weights_on_a ? 8 : 16) * s.m_tiles, n = s.stages * s.unroll;
+  const int chunks_per_row = 2 * c;  // 16-byte chunks in a row of 16c f16 values
+  const int bits = chunks_per_row >= 8 ? 3 : chunks_per_row >= 4 ? 2 : 1;
+  // The XOR's key is the row: the address bits just above a row's chunks (rows of 16 chunks: shift 4).
+  int shift = bits;
+  while ((1 << shift) < chunks_per_row && chunks_per_row % (2 << shift) == 0) ++shift;
+  const SharedLayout a = SharedLayout::row_major({n, rows, 16 * c}, Swizzle{bits, 3, shift});
+  // Streams of 32 or 64 bytes stored whole put two or four lanes of a 16-byte load phase on the same banks.
+  // A stage holds them piece by piece instead: the j-th 16 bytes of every lane side by side (loads of
+  // piece j are conflict-free), each piece's row skewed by 128 / pieces bytes so that the copy's writes,
+  // which take a stream's pieces on consecutive threads, are too.
+  if (const int pieces = weight_pieces(f)) {
+    const std::int64_t row = 32LL * s.warps * 16 + 128 / pieces;
+    return {a, SharedLayout({n, 32 * s.warps, pieces, 16}, {pieces * row, 16, row, 1})};
+  }
+  return {a, SharedLayout::row_major({n, 1, 1, 32LL * s.warps * c * b})};
+}
 
 }  // namespace
 
@@ -268,14 +298,15 @@ std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector
 }
 
 std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s) {
-  try {
-    return vm::verify(quant_matmul(f, s)).shared.total_bytes;
-  } catch (const Error& e) {
-    // The builder's verifier refuses a program above the VM's shared-memory limit; nothing else can fail
-    // for a valid schedule, but anything else is rethrown.
-    if (std::string_view(e.what()).find("bytes of shared memory") == std::string_view::npos) throw;
-    return std::numeric_limits<std::int64_t>::max();
-  }
+  validate(s);
+  if (s.stages == 0) return 0;
+  // The verifier's placement: A first, the weights at the next 128-byte boundary.
+  const StageTiles t = stage_tiles(f, s);
+  const auto bytes = [](const SharedLayout& l, int bits) {
+    return static_cast<std::int64_t>(isa::packed_bytes(static_cast<std::size_t>(l.span()), bits));
+  };
+  const std::int64_t a = bytes(t.a, f.activations.bits());
+  return (a + vm::kSharedAlignment - 1) / vm::kSharedAlignment * vm::kSharedAlignment + bytes(t.w, 8);
 }
 
 std::map<std::string, std::int64_t> quant_matmul_divisibility() { return {{"N", 16}, {"K", 16}}; }
@@ -376,36 +407,19 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const RegisterLayout at_layout = replicated(W) * local({c, mt}) * mma_m16n8k16_b();
   const RegisterLayout a_layout = swap ? permute(at_layout, std::array{1, 0}) : replicated(W) * local({mt, c}) * mma_m16n8k16_a();
   const RegisterLayout byte_layout = spatial({32 * W, 1}) * local({1, c * b});
-  // Streams of a multiple of 32 bytes travel through shared memory in 16-byte pieces (below); others as
-  // one flat run of bytes per stage.
-  const bool in_pieces = c * b % 32 == 0;
-  const int pieces = in_pieces ? c * b / 16 : 1;
+  const bool in_pieces = weight_pieces(f) > 0;  // the stage layouts: stage_tiles
+  const int pieces = in_pieces ? weight_pieces(f) : 1;
   const layout::Shape stage_tile = in_pieces ? layout::Shape{1, 32 * W, pieces, 16} : layout::Shape{1, 1, 1, chunk_bytes};
   const RegisterLayout stage_layout = in_pieces ? spatial({1, 32 * W, 1, 1}) * local({1, 1, pieces, 16})
                                                 : reshape(byte_layout, stage_tile);
   if (pipelined) {
-    // A rows of 16c f16 values; the XOR swizzle spreads an ldmatrix's eight 16-byte rows over the banks.
-    const int chunks_per_row = 2 * c;  // 16-byte chunks in a row of 16c f16 values
-    const int bits = chunks_per_row >= 8 ? 3 : chunks_per_row >= 4 ? 2 : 1;
-    // The XOR's key is the row: the address bits just above a row's chunks (rows of 16 chunks: shift 4).
-    int shift = bits;
-    while ((1 << shift) < chunks_per_row && chunks_per_row % (2 << shift) == 0) ++shift;
     // A stage is `u` chunks: sub-stage stage * u + j holds the iteration's j-th.
-    sA = bld.name(bld.alloc_shared(act, SharedLayout::row_major({stages * u, rows, 16 * c}, Swizzle{bits, 3, shift})), "sA");
-    // Streams of 32 or 64 bytes stored whole put two or four lanes of a 16-byte load phase on the same banks.
-    // A stage holds them piece by piece instead: the j-th 16 bytes of every lane side by side (loads of
-    // piece j are conflict-free), each piece's row skewed by 128 / pieces bytes so that the copy's writes,
-    // which take a stream's pieces on consecutive threads, are too.
+    const StageTiles shared = stage_tiles(f, s);
+    sA = bld.name(bld.alloc_shared(act, shared.a), "sA");
+    sW = bld.name(bld.alloc_shared(u8, shared.w), "sW");
     const Expr streams = K / (16 * c) * tiles * 32;
-    if (in_pieces) {
-      const std::int64_t row = 32LL * W * 16 + 128 / pieces;
-      sW = bld.alloc_shared(u8, SharedLayout({stages * u, 32 * W, pieces, 16}, {pieces * row, 16, row, 1}));
-      gWflat = bld.global_view(pw, {1, streams, pieces, 16}, {0, c * b, 16, 1});
-    } else {
-      sW = bld.alloc_shared(u8, SharedLayout::row_major({stages * u, 1, 1, chunk_bytes}));
-      gWflat = bld.global_view(pw, {1, 1, 1, streams * (c * b)}, {0, 0, 0, 1});  // the shared tile's rank
-    }
-    sW = bld.name(sW, "sW");
+    gWflat = in_pieces ? bld.global_view(pw, {1, streams, pieces, 16}, {0, c * b, 16, 1})
+                       : bld.global_view(pw, {1, 1, 1, streams * (c * b)}, {0, 0, 0, 1});  // the shared tile's rank
     gWflat = bld.name(gWflat, "gWbytes");
     gA3 = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA3");
   }

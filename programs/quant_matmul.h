@@ -112,8 +112,8 @@ std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K);
 layout::RegisterLayout half_split_layout(const layout::RegisterLayout& fragment, int bits);
 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
-// The shared memory quant_matmul(f, s) allocates, in bytes; the largest int64 when that is more than a VM
-// program may allocate (vm::VerifyOptions), so that comparisons with a GPU's limit simply fail.
+// The shared memory quant_matmul(f, s) allocates, in bytes, from the tiles' layouts (without building the
+// program: choose_schedule asks on every call), also where it exceeds what a VM program may allocate.
 std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s);
 
 // What validate() guarantees about quant_matmul's parameters, as divisibility facts for the emitter

@@ -188,6 +188,28 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
                        Error);
 }
 
+TEST_CASE("shared_bytes: the verifier's figure for the built program, computed without building it") {
+  int checked = 0;
+  for (const char* w : {"int2", "int3", "f4e2m1", "f5e2m2", "int8"})
+    for (int group : {32, 128})
+      for (const programs::Schedule& s : {programs::Schedule{4, 1, 4, 1, true, 2}, programs::Schedule{8, 2, 3, 2},
+                                          programs::Schedule{2, 1, 2, 1, false, 4}, programs::Schedule{1, 2, 0, 1},
+                                          programs::Schedule{8, 2, 8, 1, false, 4}}) {
+        const QuantFormat f{isa::parse_dtype(w), DataType::f16(), group, ZeroMode::None};
+        CAPTURE(w);
+        CAPTURE(group);
+        CAPTURE(programs::describe(s));
+        const std::int64_t bytes = programs::shared_bytes(f, s);
+        if (bytes <= vm::VerifyOptions{}.shared_limit_bytes) {
+          CHECK(bytes == vm::verify(programs::quant_matmul(f, s)).shared.total_bytes);
+          ++checked;
+        } else {  // the builder refuses it, naming the shared memory
+          CHECK_THROWS_WITH_AS(programs::quant_matmul(f, s), doctest::Contains("bytes of shared memory"), Error);
+        }
+      }
+  CHECK(checked >= 30);
+}
+
 TEST_CASE("choose_schedule: two chunks an iteration at M <= 16 while two blocks fit an SM and a slice has two iterations") {
   const QuantFormat int4{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None};
   const QuantFormat int8{DataType::signed_int(8), DataType::f16(), 128, ZeroMode::None};
