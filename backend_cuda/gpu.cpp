@@ -206,12 +206,21 @@ bool is_device_pointer(std::uint64_t pointer) {
   return api().cuPointerGetAttribute(&type, kPointerMemoryType, pointer) == 0;
 }
 
+DeviceFunction device_function(const EmittedKernel& kernel) { return {kernel_function(kernel, enter_device())}; }
+
 float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
                        const std::map<std::string, std::uint64_t>& pointers,
                        const std::map<std::string, std::int64_t>& scalars, void* stream, bool timed) {
-  const GpuDevice& device = enter_device();
+  return launch_on_device(program, kernel, device_function(kernel), pointers, scalars, stream, timed);
+}
+
+float launch_on_device(const vm::Program& program, const EmittedKernel& kernel, DeviceFunction f,
+                       const std::map<std::string, std::uint64_t>& pointers,
+                       const std::map<std::string, std::int64_t>& scalars, void* stream, bool timed) {
+  enter_device();
   const Api& a = api();
-  void* function = kernel_function(kernel, device);
+  void* function = f.handle;
+  if (!function) throw Error(fmt::format("kernel {}: no device function (device_function loads it)", kernel.name));
   std::vector<std::uint64_t> ordered;
   for (const vm::Param& p : program.params) {
     if (p.kind != vm::ParamKind::Pointer) continue;

@@ -67,4 +67,15 @@ float launch_on_device(const vm::Program& program, const EmittedKernel& kernel,
                        const std::map<std::string, std::uint64_t>& pointers,
                        const std::map<std::string, std::int64_t>& scalars, void* stream = nullptr, bool timed = false);
 
+// A kernel's function on device 0 (a CUfunction), for callers that launch the same kernel often: finding
+// it by source (as launch_on_device does) hashes the whole source on every launch.
+struct DeviceFunction {
+  void* handle = nullptr;
+};
+DeviceFunction device_function(const EmittedKernel& kernel);
+// launch_on_device with the function device_function returned for `kernel`.
+float launch_on_device(const vm::Program& program, const EmittedKernel& kernel, DeviceFunction function,
+                       const std::map<std::string, std::uint64_t>& pointers,
+                       const std::map<std::string, std::int64_t>& scalars, void* stream = nullptr, bool timed = false);
+
 }  // namespace anybit::backend_cuda

@@ -65,8 +65,7 @@ struct Compiled {
 
 Compiled compile(const vm::Program& program, const std::string& arch, std::int64_t M, std::int64_t N, std::int64_t K) {
   passes::PipelineOptions options;
-  options.emit.divisibility = programs::quant_matmul_divisibility();
-  options.emit.bounds = programs::quant_matmul_bounds(M, N, K);
+  options.emit = programs::quant_matmul_emit_options(M, N, K);
   auto lowered = passes::run_pipeline(program, options);
   backend_cuda::KernelCache cache(backend_cuda::KernelCache::default_directory());
   auto binary = cache.get_or_compile(lowered.kernel, {arch});

@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 
 #include "backend_cuda/cache.h"
 #include "backend_cuda/driver.h"
@@ -29,20 +31,22 @@ struct Compiled {
   vm::Program program;
   backend_cuda::EmittedKernel kernel;
   std::unique_ptr<backend_cuda::SimKernel> sim;  // built on first simulator use
+  std::atomic<void*> function{nullptr};           // loaded on first device launch
 };
 
 // One compiled kernel per program (its name says format and schedule) and parameter bounds for the process.
-Compiled& compiled(const vm::Program& program, const std::map<std::string, std::int64_t>& bounds) {
+Compiled& compiled(const vm::Program& program, const backend_cuda::EmitOptions& emit) {
   static std::mutex mutex;
   static std::map<std::pair<std::string, std::map<std::string, std::int64_t>>, std::unique_ptr<Compiled>> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = cache[{program.name, bounds}];
+  auto& slot = cache[{program.name, emit.bounds}];
   if (!slot) {
     passes::PipelineOptions options;
-    options.emit.divisibility = programs::quant_matmul_divisibility();
-    options.emit.bounds = bounds;
+    options.emit = emit;
     auto lowered = passes::run_pipeline(program, options);
-    slot = std::make_unique<Compiled>(Compiled{lowered.program, lowered.kernel, nullptr});
+    slot = std::make_unique<Compiled>();
+    slot->program = std::move(lowered.program);
+    slot->kernel = std::move(lowered.kernel);
   }
   return *slot;
 }
@@ -52,6 +56,12 @@ backend_cuda::SimKernel& simulator(Compiled& c) {
   std::lock_guard<std::mutex> lock(build);
   if (!c.sim) c.sim = std::make_unique<backend_cuda::SimKernel>(backend_cuda::SimKernel::build(c.program, c.kernel));
   return *c.sim;
+}
+
+backend_cuda::DeviceFunction device_function(Compiled& c) {
+  void* f = c.function.load(std::memory_order_acquire);
+  if (!f) c.function.store(f = backend_cuda::device_function(c.kernel).handle, std::memory_order_release);
+  return {f};
 }
 
 void check_pointer(const void* p, const char* name, bool required) {
@@ -98,11 +108,23 @@ std::map<std::string, std::pair<const void*, std::size_t>> buffers(const MatmulP
   return out;
 }
 
-// The kernels of a schedule, in launch order.
+// The kernels of a schedule, in launch order, for the process: building quant_matmul's program (to learn
+// the cached kernel's name) took longer than many of its launches, so the list is kept by everything the
+// programs depend on: the format's fields, the schedule and the emitter's parameter bounds.
 std::vector<Compiled*> kernels(const MatmulProblem& p, const programs::Schedule& s) {
-  const auto bounds = programs::quant_matmul_bounds(p.M, p.N, p.K);
-  std::vector<Compiled*> out{&compiled(programs::quant_matmul(p.format, s), bounds)};
-  if (s.split_k > 1) out.push_back(&compiled(programs::splitk_reduce(p.format, s.split_k), bounds));
+  using Key = std::tuple<std::string, std::string, int, int, bool, std::string, std::map<std::string, std::int64_t>>;
+  static std::mutex mutex;
+  static std::map<Key, std::vector<Compiled*>> cache;
+  const auto& f = p.format;
+  const auto emit = programs::quant_matmul_emit_options(p.M, p.N, p.K);
+  Key key{f.weights.name(), f.activations.name(), f.group, static_cast<int>(f.zeros), f.bias, programs::describe(s), emit.bounds};
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& out = cache[std::move(key)];
+  if (out.empty()) {
+    std::vector<Compiled*> built{&compiled(programs::quant_matmul(f, s), emit)};
+    if (s.split_k > 1) built.push_back(&compiled(programs::splitk_reduce(f, s.split_k), emit));
+    out = std::move(built);
+  }
   return out;
 }
 
@@ -223,7 +245,7 @@ MatmulResult matmul_device(const MatmulProblem& p, const MatmulOptions& options)
   if (need && !p.workspace) pointers["P"] = own = backend_cuda::gpu_alloc(need);
   try {
     for (Compiled* k : kernels(p, result.schedule))
-      backend_cuda::launch_on_device(k->program, k->kernel, pointers, scalars(p), options.stream);
+      backend_cuda::launch_on_device(k->program, k->kernel, device_function(*k), pointers, scalars(p), options.stream);
     if (own) backend_cuda::gpu_synchronize();
   } catch (...) {
     backend_cuda::gpu_free(own);

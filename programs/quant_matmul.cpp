@@ -320,6 +320,10 @@ std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int
   return {{"M", power_of_two(M, 1 << 14)}, {"N", power_of_two(N, 16)}, {"K", power_of_two(K, 16)}};
 }
 
+backend_cuda::EmitOptions quant_matmul_emit_options(std::int64_t M, std::int64_t N, std::int64_t K) {
+  return {quant_matmul_divisibility(), quant_matmul_bounds(M, N, K)};
+}
+
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   validate(s);
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "backend_cuda/emit.h"
 #include "isa/dtype.h"
 #include "vm/program.h"
 
@@ -126,6 +127,10 @@ std::map<std::string, std::int64_t> quant_matmul_divisibility();
 // model's shape. Under them the range analysis proves the index arithmetic of the main loop fits 32 bits
 // (64-bit address arithmetic had been a third of an int4 iteration); launches check the bounds.
 std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int64_t N, std::int64_t K);
+
+// The emitter options every lowering of quant_matmul and splitk_reduce for an M x N x K problem uses: the
+// divisibility facts and the bounds above.
+backend_cuda::EmitOptions quant_matmul_emit_options(std::int64_t M, std::int64_t N, std::int64_t K);
 
 // The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation
 // type. Parameters P, [B], C, M, N.

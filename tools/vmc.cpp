@@ -406,8 +406,7 @@ int cmd_matmul(const MatmulCommand& o) {
                                       : on_gpu            ? anybit::matmul_schedule(f, o.M, o.N, o.K, Device::gpu())
                                                           : programs::choose_schedule(f, o.M, o.N, o.K, {o.arch, 0});
   passes::PipelineOptions options;
-  options.emit.divisibility = programs::quant_matmul_divisibility();
-  options.emit.bounds = programs::quant_matmul_bounds(o.M, o.N, o.K);
+  options.emit = programs::quant_matmul_emit_options(o.M, o.N, o.K);
   const auto lowered = passes::run_pipeline(programs::quant_matmul(f, schedule), options);
   fmt::print("kernel {}: schedule {} ({} warps, block tile {} x {}{}{})\n", lowered.kernel.name, programs::describe(schedule),
              schedule.warps, (schedule.weights_on_a ? 8 : 16) * schedule.m_tiles, 16 * schedule.warps,

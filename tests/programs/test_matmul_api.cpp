@@ -43,6 +43,39 @@ TEST_CASE("matmul() on the simulator, and Device::best() falling back to it, mat
   }
 }
 
+TEST_CASE("kernels kept between calls: problems that differ in one format field, or in bounds, each get their own") {
+  // matmul() keeps its kernels by format, schedule and parameter bounds. Each problem below shares the
+  // schedule with the one before and differs in one thing the kernel depends on; a kernel kept for the
+  // wrong one would compute a wrong result (or, for the bounds, refuse the launch).
+  const QuantFormat base{DataType::unsigned_int(4), DataType::f16(), 64, ZeroMode::None};
+  std::vector<std::pair<const char*, QuantFormat>> formats{{"base", base}};
+  auto with = [&](const char* what, auto change) {
+    QuantFormat f = formats.back().second;
+    change(f);
+    formats.emplace_back(what, f);
+  };
+  with("weights", [](QuantFormat& f) { f.weights = DataType::unsigned_int(3); });
+  with("activations", [](QuantFormat& f) { f.activations = DataType::bf16(); });
+  with("group", [](QuantFormat& f) { f.group = 32; });
+  with("zeros", [](QuantFormat& f) { f.zeros = ZeroMode::Integer; });
+  with("float zeros", [](QuantFormat& f) { f.zeros = ZeroMode::Float; });
+  with("bias", [](QuantFormat& f) { f.bias = true; });
+  MatmulOptions o;
+  o.schedule = programs::Schedule{2, 1, 2, 2, true};
+  for (int round = 0; round < 2; ++round)  // the second round finds every kernel kept
+    for (const auto& [what, f] : formats) {
+      CAPTURE(what);
+      CAPTURE(round);
+      auto p = testing::make_problem(f, 3, 32, 128, 41);
+      matmul(problem_of(p), Device::sim(), o);
+      CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+    }
+  // K = 128 gave the kernel the bound K <= 128; K = 512 needs another.
+  auto p = testing::make_problem(base, 3, 32, 512, 43);
+  CHECK_NOTHROW(matmul(problem_of(p), Device::sim(), o));
+  CHECK(testing::relative_error(p) <= testing::tolerance(base, 512));
+}
+
 TEST_CASE("matmul() misuse: each argument problem has its own message") {
   const QuantFormat f{DataType::signed_int(4), DataType::f16(), 32, ZeroMode::None};
   auto p = testing::make_problem(f, 3, 64, 64, 5);
