@@ -2,6 +2,7 @@
 #include "backend_cuda/emitter.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace anybit::backend_cuda {
 
@@ -120,6 +121,54 @@ Emitter::CExpr Emitter::typed_expr(const Expr& e) const {
   return narrow(fmt::format("({} {} {})", wide(a), op, wide(b)));
 }
 
+void Emitter::find_offset_casts() {
+  std::map<std::string, int> uses;
+  std::map<std::string, const Instruction*> defs;
+  std::vector<const Instruction*> dots;
+  const std::function<void(const vm::Body&)> walk = [&](const vm::Body& b) {
+    for (const vm::Statement& st : b) {
+      if (const auto* inst = std::get_if<Instruction>(&st.node)) {
+        for (const auto& o : inst->operands) ++uses[o.name];
+        if (!inst->result.empty()) defs[inst->result] = inst;
+        if (inst->opcode == isa::Opcode::Dot) dots.push_back(inst);
+      } else if (const auto* loop = std::get_if<vm::For>(&st.node)) {
+        walk(loop->body);
+      } else if (const auto* branch = std::get_if<vm::If>(&st.node)) {
+        walk(branch->then_body);
+        walk(branch->else_body);
+      }
+    }
+  };
+  walk(program_.body);
+  for (const Instruction* d : dots) {
+    if (type(d->operands[0].name).dtype != DataType::f32()) continue;
+    for (std::size_t i = 1; i <= 2; ++i) {  // at most one operand of a dot: the other must be exact
+      std::string name = d->operands[i].name;
+      const Instruction* def = nullptr;
+      for (;;) {
+        auto it = defs.find(name);
+        if (it == defs.end() || uses[name] != 1) break;
+        def = it->second;
+        if (def->opcode != isa::Opcode::View && def->opcode != isa::Opcode::Reshape) break;
+        name = def->operands[0].name;
+      }
+      if (!def || def->opcode != isa::Opcode::Cast || def->result != name || def->attrs.exp) continue;
+      const DataType from = type(def->operands[0].name).dtype, to = type(name).dtype;
+      if (!from.is_integer() || !(to == DataType::f16() || to == DataType::bf16())) continue;
+      // The casts that reach the magic-number decodes (vector_cast): pairs of slots, and not 8-bit codes
+      // into bf16 (those go through f32).
+      if (type(name).layout->local_size() % 2 != 0 || from.bits() > 8 || (from.bits() == 8 && to == DataType::bf16())) continue;
+      offset_casts_.insert(name);
+      shadowed_.insert(d->operands[0].name);
+      break;
+    }
+  }
+}
+
+std::string Emitter::constant_fragment(const std::vector<std::uint32_t>& words) {
+  return fragments_.try_emplace(words, fmt::format("kf{}", fragments_.size())).first->second;
+}
+
 std::string Emitter::constant_register(std::uint32_t value) {
   constants_.insert(value);
   return fmt::format("kc_{:08x}", value);
@@ -179,6 +228,17 @@ int Emitter::words(const TensorType& t) {
 
 void Emitter::declare_tile(const std::string& vm_name, const TensorType& t) {
   line("ab::u32 {}[{}];  // {}", value(vm_name), words(t), t.to_string());
+  if (shadowed_.count(vm_name)) line("ab::u32 {}_o[{}] = {{}};  // offset corrections (find_offset_casts)", value(vm_name), words(t));
+}
+
+void Emitter::flush_shadows(const Instruction& inst) {
+  std::set<std::string> done;
+  for (std::size_t i = 0; i < inst.operands.size(); ++i) {
+    const std::string& name = inst.operands[i].name;
+    if (!shadowed_.count(name) || (inst.opcode == isa::Opcode::Dot && i == 0) || !done.insert(name).second) continue;
+    line("for (int w = 0; w < {}; ++w) {{ {}[w] = ab::as_u32(ab::as_float({}[w]) + ab::as_float({}_o[w])); {}_o[w] = 0u; }}",
+         words(type(name)), value(name), value(name), value(name), value(name));
+  }
 }
 
 // Parameters that some global view uses bare as a dimension.
@@ -247,6 +307,7 @@ void Emitter::instruction(const Instruction& inst) {
   line("AB_AT({});", instructions_.size());
   instructions_.push_back(fmt::format("{}: {}", inst.location, isa::info(inst.opcode).name));
   const auto& ops = inst.operands;
+  flush_shadows(inst);
   switch (inst.opcode) {
     case isa::Opcode::GlobalView: {
       const TensorType& t = type(inst.result);
@@ -318,6 +379,7 @@ void Emitter::instruction(const Instruction& inst) {
       const TensorType& t = type(inst.result);
       declare_tile(inst.result, t);
       line("for (int w = 0; w < {}; ++w) {}[w] = {}[w];", words(t), value(inst.result), value(ops[0].name));
+      if (auto it = offsets_.find(ops[0].name); it != offsets_.end()) offsets_[inst.result] = it->second;
       return;
     }
     case isa::Opcode::Assign:
@@ -395,11 +457,20 @@ EmittedKernel Emitter::run() {
     scalars32_.insert(name);
     line("const int block_{} = ab::block_idx({});", "xyz"[d], d);
   }
+  find_offset_casts();
   body(program_.body);
   out_ += "}\n";
-  if (!constants_.empty()) {  // declared after the fact, at the top: the body is emitted by now
+  if (!constants_.empty() || !fragments_.empty()) {  // declared after the fact, at the top: the body is emitted by now
     std::string decl = "  const ab::u32 kc_zero = ab::opaque_zero();  // keeps the constants below in registers\n";
     for (std::uint32_t v : constants_) decl += fmt::format("  const ab::u32 kc_{:08x} = 0x{:08x}u ^ kc_zero;\n", v, v);
+    // Each fragment word a distinct expression (the same value shifted by a different zero), so that ptxas
+    // keeps one register per word rather than one per value and copies into place before every mma.
+    std::map<std::uint32_t, int> seen;
+    for (const auto& [words, name] : fragments_) {
+      std::vector<std::string> parts;
+      for (std::uint32_t v : words) parts.push_back(fmt::format("0x{:08x}u ^ (kc_zero << {})", v, seen[v]++ % 32));
+      decl += fmt::format("  const ab::u32 {}[{}] = {{{}}};\n", name, words.size(), fmt::join(parts, ", "));
+    }
     out_.insert(constants_at_, decl);
   }
   const std::int64_t shared = std::max(typing_.shared.total_bytes, scratch_bytes_);

@@ -151,6 +151,14 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   // scales by 2^-r for codes r bits up and removes the magic: two instructions per pair. Codes too high
   // for the magic's mantissa come from one shifted copy of the word, shared by the pairs it serves.
   const int mantissa = f16 ? 10 : 7;
+  // Offset decode (find_offset_casts): integer codes keep the magic number, and for codes r bits up a magic
+  // whose last-place unit at bit r is 1 (2^(mantissa - r)), so a half holds code + offset exactly and no
+  // packed fma or subtract follows; the dot removes each pair's offset (recorded negated, per register).
+  const bool offset_decode = offset_casts_.count(inst.result) > 0;
+  std::vector<std::uint32_t> offsets(static_cast<std::size_t>(n / 2), 0u);
+  const auto record_offset = [&](std::int64_t j, double in_half) {
+    offsets[static_cast<std::size_t>(j)] = pair(isa::encode(dst_t, -in_half));
+  };
   std::map<std::pair<std::string, int>, std::string> shifted;  // (word, right shift) -> variable
   const auto shifted_word = [&](const std::string& word, int by) {
     if (by == 0) return word;
@@ -245,6 +253,21 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       const double unit = std::ldexp(1.0, -at);
       const double base = (f16 ? 1024.0 : 128.0) * unit + static_cast<double>(offset);
       const std::uint32_t scale = pair(isa::encode(dst_t, unit)), shift = pair(isa::encode(dst_t, -base));
+      if (offset_decode) {
+        // Low half: magic + u (u = code + offset, the sign bit flipped). High half: the same negated, on the
+        // complemented code: -(magic + 2^N - 1 - u), the code's weight still +1. Neighbouring weights (a pair
+        // is two adjacent k) so carry offsets of opposite signs, and the sums of activations times offsets
+        // the mma accumulates mostly cancel (activations of one sign had grown them, and their rounding,
+        // about ten times larger in the f32 partial sums).
+        const std::uint32_t unit_magic = f16 ? (25u - static_cast<std::uint32_t>(at)) << 10 : (134u - static_cast<std::uint32_t>(at)) << 7;
+        const std::uint32_t sign_flip = offset != 0 ? 1u << (at + N - 1) : 0u;
+        const std::uint32_t c1 = (unit_magic | sign_flip) | ((0x8000u | unit_magic | ((code_mask << at) ^ sign_flip)) << 16);
+        line("{}[{}] = ab::lop3<0x6a>({}, 0x{:08x}u, {});", dst, j, shifted_word(word, by), mask, constant_register(c1));
+        const double magic_value = std::ldexp(1.0, mantissa - at), off = static_cast<double>(offset);
+        const double low = magic_value + off, high = off - magic_value - static_cast<double>(code_mask);
+        offsets[static_cast<std::size_t>(j)] = isa::encode(dst_t, -low) | isa::encode(dst_t, -high) << 16;
+        continue;
+      }
       // The mask and the addend fit the instructions' immediate slots; the magic number and the multiplier
       // take registers (kept across iterations: 1 and 2-bit codes use up to 20 distinct ones).
       line("{}[{}] = ab::{}(ab::lop3<0x6a>({}, 0x{:08x}u, {}), {}, 0x{:08x}u);", dst, j, f16 ? "hfma2" : "bfma2",
@@ -256,8 +279,14 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       const std::string word = fmt::format("{}[{}]", src(), p0 / 32), word1 = fmt::format("{}[{}]", src(), p1 / 32);
       if (f16) {  // both bytes share a word
         // bytes [code0, 0x64, code1, 0x64]: 1024 + code per half
-        line("{}[{}] = ab::hsub2(ab::prmt({}, 0x64646464u, 0x{:x}u), 0x{:08x}u);", dst, j, word,
-             b0 | (5u << 4) | (static_cast<unsigned>(b1) << 8) | (5u << 12), pair(0x6400u + static_cast<std::uint32_t>(offset)));
+        const std::string h = fmt::format("ab::prmt({}, 0x64646464u, 0x{:x}u)", word,
+                                          b0 | (5u << 4) | (static_cast<unsigned>(b1) << 8) | (5u << 12));
+        if (offset_decode) {
+          line("{}[{}] = {};", dst, j, h);
+          record_offset(j, 1024.0 + static_cast<double>(offset));
+        } else {
+          line("{}[{}] = ab::hsub2({}, 0x{:08x}u);", dst, j, h, pair(0x6400u + static_cast<std::uint32_t>(offset)));
+        }
       } else {
         // f32 2^23 + code, exact subtract, one packed conversion
         const auto sel = [](std::int64_t b) { return static_cast<unsigned>(b) | (4u << 4) | (4u << 8) | (7u << 12); };
@@ -331,7 +360,10 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     if (src_t.is_integer()) {
       const std::uint32_t magic = f16 ? 0x6400u : 0x4300u;
       const std::string h = fmt::format("ab::lop3<0xea>({}, 0x{:08x}u, 0x{:08x}u)", x, pair(code_mask), pair(magic));
-      if (f16)
+      if (offset_decode) {
+        line("{}[{}] = {};", dst, j, h);
+        record_offset(j, (f16 ? 1024.0 : 128.0) + static_cast<double>(offset));
+      } else if (f16)
         line("{}[{}] = ab::hsub2({}, 0x{:08x}u);", dst, j, h, pair(magic + static_cast<std::uint32_t>(offset)));
       else  // bf16 has no packed subtract before sm_90: fma with 1.0 and the negated magic
         line("{}[{}] = ab::bfma2({}, 0x3f803f80u, 0x{:08x}u);", dst, j, h,
@@ -390,6 +422,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   }
   --indent_;
   line("}}");
+  if (std::any_of(offsets.begin(), offsets.end(), [](std::uint32_t o) { return o != 0; })) offsets_[inst.result] = offsets;
 }
 
 // Small floats without inf or NaN to f32, one element per register: the code's sign to bit 31, its

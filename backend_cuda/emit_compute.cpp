@@ -280,11 +280,36 @@ void Emitter::dot(const Instruction& inst) {
     line("const ab::u32 {}[{}] = {{{}}};", name, words.size(), fmt::join(parts, ", "));
     return name;
   };
+  // An operand decoded with offsets (find_offset_casts) holds w + o: one more mma with the fragment of -o
+  // (constant registers) and the same other operand takes sum(a o) back out, into the accumulator's shadow
+  // (an independent chain, added in before any other use of the accumulator). The
+  // products are exact and the sums small integers times the activations, so the cancellation costs about
+  // one f32 rounding of |a| * o, far below the f16 result's.
+  const auto offsets_of = [&](const std::string& name) -> const std::vector<std::uint32_t>* {
+    auto it = offsets_.find(name);
+    return it == offsets_.end() ? nullptr : &it->second;
+  };
+  const auto* offsets_a = offsets_of(inst.operands[1].name);
+  const auto* offsets_b = offsets_a ? nullptr : offsets_of(inst.operands[2].name);
+  const auto correction = [&](const std::vector<std::uint32_t>& offsets, const std::vector<std::int64_t>& words) {
+    std::vector<std::uint32_t> fragment;
+    for (auto w : words) fragment.push_back(offsets[static_cast<std::size_t>(w)]);
+    if (std::all_of(fragment.begin(), fragment.end(), [](std::uint32_t o) { return o == 0; })) return std::string();
+    return constant_fragment(fragment);
+  };
   for (const auto& step : plan) {
     line("{{");
     ++indent_;
     const std::string pa = operand(av, step.a), pb = operand(bv, step.b);
     line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, cv, step.lc * cw, pa, pb, cv, step.lc * cw);
+    const std::string shadow = cv + "_o";
+    if (offsets_a) {
+      if (const std::string oa = correction(*offsets_a, step.a); !oa.empty())
+        line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, shadow, step.lc * cw, oa, pb, shadow, step.lc * cw);
+    } else if (offsets_b) {
+      if (const std::string ob = correction(*offsets_b, step.b); !ob.empty())
+        line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, shadow, step.lc * cw, pa, ob, shadow, step.lc * cw);
+    }
     --indent_;
     line("}}");
     gathered = 0;

@@ -43,6 +43,10 @@ class Emitter {
   // A kernel-wide register holding `value` (declared at the top, opaque to the compilers): for constants
   // that must sit in a register operand (a lop3's third input, a packed fma's multiplier).
   std::string constant_register(std::uint32_t value);
+  // A kernel-wide array of such registers, for a whole mma operand fragment of constants: its own
+  // registers, which the register allocator can place as the mma needs them (built from shared
+  // constant_registers, every use had copied them into place).
+  std::string constant_fragment(const std::vector<std::uint32_t>& words);
   // Declares a scalar `int` when its range fits, else 64-bit; records the range.
   std::string scalar_type(const std::string& vm_name, const isa::Interval& r);
   std::string scalar_name(const std::string& vm_name) const;
@@ -84,6 +88,19 @@ class Emitter {
   std::set<std::string> scalars32_;               // scalars declared `int`
   std::set<std::string> narrow_views_;            // global views addressed with 32-bit offsets
   std::set<std::uint32_t> constants_;             // constant_register values
+  std::map<std::vector<std::uint32_t>, std::string> fragments_;  // constant_fragment arrays
+  // Offset decodes (emit_cast.cpp, dot()): integer -> f16/bf16 casts whose result feeds nothing but one
+  // operand of a dot with an f32 accumulator (through views) may leave the magic number in each decoded
+  // value; such a cast records, per result register (a pair), the negated offset of its halves (0: none),
+  // views pass the record on, and the dot cancels the offsets with one more mma on constant fragments.
+  // The corrections accumulate apart, in a shadow of the accumulator (t_<name>_o, zero at its declaration),
+  // so that they do not lengthen the chain of dependent mma; any other use of the accumulator first adds
+  // the shadow in (flush_shadows).
+  std::set<std::string> offset_casts_;
+  std::map<std::string, std::vector<std::uint32_t>> offsets_;
+  std::set<std::string> shadowed_;
+  void find_offset_casts();
+  void flush_shadows(const Instruction& inst);
   std::size_t constants_at_ = 0;                  // where in out_ their declarations go
   std::string out_;
   int indent_ = 0;

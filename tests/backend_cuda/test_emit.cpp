@@ -287,13 +287,15 @@ TEST_CASE("decode constants sit in opaque registers, and a chunk's scale loads c
   const programs::QuantFormat int2{isa::DataType::signed_int(2), isa::DataType::f16(), 128, programs::ZeroMode::None};
   const auto k = passes::run_pipeline(programs::quant_matmul(int2, s)).kernel;
   CAPTURE(k.source);
-  // Declared once at the top from a value ptxas cannot see through, used as lop3 and packed-fma operands
-  // (as immediates ptxas re-materialized them at every use, in every iteration).
+  // Declared once at the top from a value ptxas cannot see through, used as lop3 operands (as immediates
+  // ptxas re-materialized them at every use, in every iteration). The code at bits 2-3 of each half sits
+  // under the magic 256 (0x5c00, whose unit is bit 2) with its sign bit (bit 3) flipped, negated in the high
+  // half on the complemented code (0xdc04).
   const auto zero = k.source.find("const ab::u32 kc_zero = ab::opaque_zero();");
   REQUIRE(zero != std::string::npos);
   CHECK(zero < k.source.find("for (int i_ = 0;"));
-  CHECK(k.source.find("const ab::u32 kc_64086408 = 0x64086408u ^ kc_zero;") != std::string::npos);
-  CHECK(k.source.find("ab::lop3<0x6a>(t_codes0[0], 0x000c000cu, kc_64086408)") != std::string::npos);
+  CHECK(k.source.find("const ab::u32 kc_dc045c08 = 0xdc045c08u ^ kc_zero;") != std::string::npos);
+  CHECK(k.source.find("ab::lop3<0x6a>(t_codes0[0], 0x000c000cu, kc_dc045c08)") != std::string::npos);
   // Both chunks' group scales load at the top of the iteration, before the wait and the barrier, so their
   // latency overlaps the copy issue, the decode and the mma.
   const auto loop = k.source.find("for (int i_ = 0;");
@@ -305,4 +307,45 @@ TEST_CASE("decode constants sit in opaque registers, and a chunk's scale loads c
   CHECK(scale0 < wait);
   CHECK(scale1 < wait);
   CHECK(k.source.find("ab::ld_global<2>(&v, t_gS", loop) < wait);
+}
+
+TEST_CASE("offset decode: integer codes keep their magic number, a second mma on constants removes it") {
+  programs::Schedule s;
+  s.stages = 4;
+  s.weights_on_a = true;
+  const programs::QuantFormat int2{isa::DataType::signed_int(2), isa::DataType::f16(), 128, programs::ZeroMode::None};
+  const auto k = passes::run_pipeline(programs::quant_matmul(int2, s)).kernel;
+  CAPTURE(k.source);
+  // The code at bits 0-1 of each half: magic 1024 (unit 1 at bit 0) with the sign bit 1 flipped in the low
+  // half (x + 1026), and -(1024 + 3 - (x + 2)) = x - 1025 from the complemented code in the high half; no
+  // packed fma follows, and the fragment constants hold the negated offsets: -1026 (0xe402), 1025 (0x6401).
+  CHECK(k.source.find("t_w[0] = ab::lop3<0x6a>(t_codes[0], 0x00030003u, kc_e4016402);") != std::string::npos);
+  CHECK(k.source.find("hfma2") == std::string::npos);
+  CHECK(k.source.find("0x6401e402u ^ (kc_zero << 0)") != std::string::npos);
+  // Each weight mma is followed by one on a constant fragment into the accumulator's shadow, which is
+  // added in before the group's scale reads the accumulator.
+  const auto mma = k.source.find("ab::mma_m16n8k16_f32_f16(&t_part[0], frag0, &t_v");
+  const auto correction = k.source.find("ab::mma_m16n8k16_f32_f16(&t_part_o[0], kf", mma);
+  REQUIRE(mma != std::string::npos);
+  REQUIRE(correction != std::string::npos);
+  CHECK(k.source.find("ab::mma_m16n8k16_f32_f16(&t_part", mma + 1) == correction);
+  CHECK(k.source.find("ab::u32 t_part_o[4] = {};") != std::string::npos);
+  const auto flush = k.source.find("t_part[w] = ab::as_u32(ab::as_float(t_part[w]) + ab::as_float(t_part_o[w])); t_part_o[w] = 0u;");
+  const auto scale = k.source.find("// vm: %v21 = fma %part, %scale, %acc");
+  REQUIRE(flush != std::string::npos);
+  REQUIRE(scale != std::string::npos);
+  CHECK(correction < scale);
+  CHECK(scale < flush);
+  CHECK(flush < k.source.find("ab::ffma(ab::as_float(ab::get<32>(t_part, s))", scale));
+}
+
+TEST_CASE("offset decode only where the decoded values feed nothing but the dot") {
+  programs::Schedule s;
+  s.stages = 4;
+  s.weights_on_a = true;
+  // Integer zero points are subtracted from the decoded weights: exact decode, packed fma kept.
+  const programs::QuantFormat zeros{isa::DataType::unsigned_int(2), isa::DataType::f16(), 128, programs::ZeroMode::Integer};
+  const auto z = passes::run_pipeline(programs::quant_matmul(zeros, s)).kernel;
+  CHECK(z.source.find("hfma2") != std::string::npos);
+  CHECK(z.source.find("t_part_o") == std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <random>
 #include <sstream>
 
 #include "backend_cuda/simulator.h"
@@ -681,4 +682,57 @@ TEST_CASE("launches outside CUDA's grid limits are refused before the kernel run
   CHECK_THROWS_WITH(backend_cuda::check_grid_limits("k", {std::int64_t{1} << 31, 1, 1}),
                     doctest::Contains("grid dimension x is 2147483648"));
   CHECK_NOTHROW(backend_cuda::check_grid_limits("k", {INT32_MAX, 65535, 65535}));
+}
+
+TEST_CASE("offset decode: codes cast into a dot match the interpreter within the partial sums' rounding") {
+  // Integer codes in the mma A layout, cast to f16/bf16 and multiplied by 16 x 8 activations into f32. Where
+  // the decoded tile feeds only the dot, the kernel leaves the magic offsets in and removes them with a
+  // second mma (each of the 2K additions then rounds a partial sum up to sum |a| (|w| + 1152)); where the
+  // tile is also stored, the decode is exact and stored bit for bit.
+  for (DataType code : {DataType::signed_int(1), DataType::signed_int(2), DataType::unsigned_int(2), DataType::signed_int(3),
+                        DataType::unsigned_int(4), DataType::signed_int(5), DataType::unsigned_int(7), DataType::signed_int(8)})
+    for (DataType act : {DataType::f16(), DataType::bf16()})
+      for (bool stored : {false, true}) {
+        CAPTURE(code.name());
+        CAPTURE(act.name());
+        CAPTURE(stored);
+        vm::Builder b("offset_dot", 1);
+        auto q = b.pointer("q", DataType::unsigned_int(8));
+        auto pa = b.pointer("a", act);
+        auto pc = b.pointer("c", DataType::f32());
+        auto bytes = b.load_global(b.global_view(q, {32, code.bits()}, {code.bits(), 1}), {0, 0},
+                                   vm::reg(DataType::unsigned_int(8), {32, code.bits()}, spatial({32, 1}) * local({1, code.bits()})));
+        auto w = b.cast(b.view(bytes, vm::reg(code, {16, 16}, mma_m16n8k16_a())), act);
+        auto a = b.load_global(b.global_view(pa, {16, 8}, {8, 1}), {0, 0}, vm::reg(act, {16, 8}, layout::mma_m16n8k16_b()));
+        auto acc = b.alloc_register(vm::reg(DataType::f32(), {16, 8}, layout::mma_m16n8k16_c()), 0.0);
+        b.dot(acc, w, a);
+        b.store_global(acc, b.global_view(pc, {16, 8}, {8, 1}), {0, 0});
+        if (stored) b.store_global(w, b.global_view(b.pointer("w", act), {16, 16}, {16, 1}), {0, 0});
+        const vm::Program p = b.build();
+        const auto kernel = passes::run_pipeline(p).kernel;
+        const bool offsets = !stored && !(code.bits() == 8 && act == DataType::bf16());
+        CHECK((kernel.source.find("_o[w] = 0u;") != std::string::npos) == offsets);
+        auto reference = vm::random_buffers(p, {}, 7);
+        std::mt19937_64 rng(11);
+        std::uniform_real_distribution<double> positive(0.25, 4.0);  // one sign: the offsets' sums do not cancel
+        for (std::size_t i = 0; i < 128; ++i) isa::write_code(reference.at("a"), i, act.bits(), isa::encode(act, positive(rng)));
+        auto emitted = reference;
+        vm::interpret(p, vm::as_arguments(reference, {}));
+        backend_cuda::SimKernel::build(p, kernel).launch(vm::as_arguments(emitted, {}));
+        // |w| <= 255 for every format here; the offsets add at most 1024 + 128.
+        for (int m = 0; m < 16; ++m)
+          for (int n = 0; n < 8; ++n) {
+            double sum_a = 0;
+            for (int k = 0; k < 16; ++k)
+              sum_a += std::fabs(isa::decode(act, isa::read_code(reference.at("a"), static_cast<std::size_t>(k * 8 + n), act.bits())));
+            const double bound = std::ldexp(32.0, -24) * sum_a * (255.0 + (offsets ? 1152.0 : 0.0));
+            const std::size_t i = static_cast<std::size_t>(m * 8 + n);
+            const double want = isa::decode(DataType::f32(), isa::read_code(reference.at("c"), i, 32));
+            const double got = isa::decode(DataType::f32(), isa::read_code(emitted.at("c"), i, 32));
+            CAPTURE(m);
+            CAPTURE(n);
+            CHECK(std::fabs(got - want) <= bound);
+          }
+        if (stored) CHECK(reference.at("w") == emitted.at("w"));
+      }
 }

@@ -2,6 +2,8 @@
 // through NVRTC with zero spills (compile).
 #include <doctest/doctest.h>
 
+#include <random>
+
 #include "backend_cuda/nvrtc.h"
 #include "backend_cuda/simulator.h"
 #include "passes/pipeline.h"
@@ -41,7 +43,11 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
     auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(100 + index));
     const auto counters = sim.launch(testing::arguments(p));
     CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
-    CHECK(counters.mma == static_cast<std::uint64_t>(((M + 15) / 16) * ((N + 63) / 64) * 4 * 2 * (K / 16)));
+    // Integer codes without zero points decode with the magic offset left in (but 8-bit codes into bf16,
+    // which go through f32), and a second mma per fragment takes the offsets back out.
+    const bool offset_decode = f.weights.is_integer() && f.zeros == ZeroMode::None &&
+                               !(f.weights.bits() == 8 && f.activations == DataType::bf16());
+    CHECK(counters.mma == static_cast<std::uint64_t>(((M + 15) / 16) * ((N + 63) / 64) * 4 * 2 * (K / 16) * (offset_decode ? 2 : 1)));
   }
 }
 
@@ -73,6 +79,41 @@ TEST_CASE("every format x {f16, bf16} on the simulator: groups {32, 128, K}, zer
     }
   }
   CHECK(index == 86);
+}
+
+TEST_CASE("offset decode under activations of one sign: still within the tolerance") {
+  // Integer weights reach the mma with their magic number left in (up to 1024 + 2^(b-1) per weight), and a
+  // second mma subtracts sum(a * offset). Activations of one sign (a in [0.5, 2]) keep that sum from
+  // cancelling across the group (only the alternating signs of neighbouring offsets do): the worst case
+  // for the f32 partial sums. Both operand sides, with and without unrolling.
+  int index = 0;
+  for (DataType t : {DataType::signed_int(1), DataType::signed_int(2), DataType::unsigned_int(3), DataType::signed_int(4),
+                     DataType::unsigned_int(8)})
+    for (DataType act : {DataType::f16(), DataType::bf16()})
+      for (bool on_a : {false, true}) {
+        const QuantFormat f{t, act, 128, ZeroMode::None};
+        programs::Schedule s;
+        s.stages = 4;
+        s.weights_on_a = on_a;
+        s.unroll = index++ % 2 ? 2 : 1;
+        CAPTURE(t.name());
+        CAPTURE(act.name());
+        CAPTURE(programs::describe(s));
+        const auto lowered = passes::run_pipeline(programs::quant_matmul(f, s));
+        // (8-bit codes into bf16 go through f32: exact, no offsets)
+        CHECK((lowered.kernel.source.find("t_part_o") != std::string::npos) == !(t.bits() == 8 && act == DataType::bf16()));
+        const auto sim = backend_cuda::SimKernel::build(lowered.program, lowered.kernel);
+        const std::int64_t M = on_a ? 5 : 16, N = 64, K = 1024;
+        auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(70 + index));
+        std::mt19937_64 rng(static_cast<std::uint64_t>(index));
+        std::uniform_real_distribution<double> magnitude(0.5, 2.0);
+        for (std::size_t i = 0; i < p.a.size(); ++i) {
+          p.a[i] = isa::encode(act, magnitude(rng));
+          isa::write_code(p.buffers.at("A"), i, act.bits(), p.a[i]);
+        }
+        sim.launch(testing::arguments(p));
+        CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
+      }
 }
 
 TEST_CASE("the direct schedule and pipelines of 2 and 4 stages compute the same products") {
