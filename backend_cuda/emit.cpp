@@ -159,7 +159,12 @@ void Emitter::find_offset_casts() {
       // into bf16 (those go through f32).
       if (type(name).layout->local_size() % 2 != 0 || from.bits() > 8 || (from.bits() == 8 && to == DataType::bf16())) continue;
       offset_casts_.insert(name);
-      shadowed_.insert(d->operands[0].name);
+      const std::string& acc = d->operands[0].name;
+      std::vector<std::int64_t> pairs;
+      if (i == 2) pairs = correction_pairs(dot_plan(*d));
+      if (!shadowed_.insert(acc).second && shadow_pairs_[acc] != pairs) pairs.clear();  // dots that disagree: none
+      if (std::none_of(pairs.begin(), pairs.end(), [](std::int64_t p) { return p >= 0; })) pairs.clear();
+      shadow_pairs_[acc] = pairs;
       break;
     }
   }
@@ -236,9 +241,26 @@ void Emitter::flush_shadows(const Instruction& inst) {
   for (std::size_t i = 0; i < inst.operands.size(); ++i) {
     const std::string& name = inst.operands[i].name;
     if (!shadowed_.count(name) || (inst.opcode == isa::Opcode::Dot && i == 0) || !done.insert(name).second) continue;
-    line("for (int w = 0; w < {}; ++w) {{ {}[w] = ab::as_u32(ab::as_float({}[w]) + ab::as_float({}_o[w])); {}_o[w] = 0u; }}",
-         words(type(name)), value(name), value(name), value(name), value(name));
+    const std::string v = value(name);
+    const auto& pairs = shadow_pairs_[name];
+    if (pairs.empty()) {
+      line("for (int w = 0; w < {}; ++w) {{ {}[w] = ab::as_u32(ab::as_float({}[w]) + ab::as_float({}_o[w])); {}_o[w] = 0u; }}",
+           words(type(name)), v, v, v, v);
+      continue;
+    }
+    // Paired tiles (correction_pairs): C fragment slots (row g, cols 2t, 2t+1), (row g + 8, the same); the
+    // first tile of a pair takes its shadow's even-column slots, the second the first tile's odd ones.
+    for (std::int64_t w = 0; w < words(type(name)); ++w) {
+      const std::int64_t lc = w / 4, slot = w % 4, partner = lc < static_cast<std::int64_t>(pairs.size()) ? pairs[lc] : -1;
+      const std::int64_t from = partner < 0 ? w : partner > lc ? lc * 4 + (slot & 2) : partner * 4 + (slot & 2) + 1;
+      line("{}[{}] = ab::as_u32(ab::as_float({}[{}]) + ab::as_float({}_o[{}]));", v, w, v, w, v, from);
+    }
+    line("for (int w = 0; w < {}; ++w) {}_o[w] = 0u;", words(type(name)), v);
   }
+}
+
+std::string Emitter::lane_fragment(const std::vector<std::uint32_t>& even, const std::vector<std::uint32_t>& odd) {
+  return lane_fragments_.try_emplace({even, odd}, fmt::format("kp{}", lane_fragments_.size())).first->second;
 }
 
 // Parameters that some global view uses bare as a dimension.
@@ -460,7 +482,7 @@ EmittedKernel Emitter::run() {
   find_offset_casts();
   body(program_.body);
   out_ += "}\n";
-  if (!constants_.empty() || !fragments_.empty()) {  // declared after the fact, at the top: the body is emitted by now
+  if (!constants_.empty() || !fragments_.empty() || !lane_fragments_.empty()) {  // declared after the fact, at the top: the body is emitted by now
     std::string decl = "  const ab::u32 kc_zero = ab::opaque_zero();  // keeps the constants below in registers\n";
     for (std::uint32_t v : constants_) decl += fmt::format("  const ab::u32 kc_{:08x} = 0x{:08x}u ^ kc_zero;\n", v, v);
     // Each fragment word a distinct expression (the same value shifted by a different zero), so that ptxas
@@ -470,6 +492,13 @@ EmittedKernel Emitter::run() {
       std::vector<std::string> parts;
       for (std::uint32_t v : words) parts.push_back(fmt::format("0x{:08x}u ^ (kc_zero << {})", v, seen[v]++ % 32));
       decl += fmt::format("  const ab::u32 {}[{}] = {{{}}};\n", name, words.size(), fmt::join(parts, ", "));
+    }
+    for (const auto& [halves, name] : lane_fragments_) {
+      std::vector<std::string> parts;
+      for (std::size_t i = 0; i < halves.first.size(); ++i)
+        parts.push_back(fmt::format("(tid & 4u) ? 0x{:08x}u ^ (kc_zero << {}) : 0x{:08x}u ^ (kc_zero << {})", halves.second[i],
+                                    seen[halves.second[i]]++ % 32, halves.first[i], seen[halves.first[i]]++ % 32));
+      decl += fmt::format("  const ab::u32 {}[{}] = {{{}}};\n", name, halves.first.size(), fmt::join(parts, ", "));
     }
     out_.insert(constants_at_, decl);
   }

@@ -222,7 +222,7 @@ void Emitter::reduce(const Instruction& inst) {
   line("}}");
 }
 
-void Emitter::dot(const Instruction& inst) {
+std::vector<Emitter::DotStep> Emitter::dot_plan(const Instruction& inst) const {
   const TensorType& c = type(inst.operands[0].name);
   const TensorType& a = type(inst.operands[1].name);
   const TensorType& b = type(inst.operands[2].name);
@@ -236,12 +236,7 @@ void Emitter::dot(const Instruction& inst) {
   // Fragment words each warp uses, (c local, k) -> (a words, b words): operand registers are gathered by
   // fragment, so operands need not be atom-ordered (e.g. a transposed weight tile), only hold whole words
   // of their fragments. The code is the same for every warp.
-  struct Step {
-    std::int64_t lc;
-    std::vector<std::int64_t> a, b;
-    bool operator==(const Step&) const = default;
-  };
-  std::vector<Step> plan;
+  std::vector<DotStep> plan;
   for (std::int64_t w = 0; w < qc.num_threads(); ++w) {
     std::size_t n = 0;
     for (std::int64_t lc = 0; lc < qc.local_size(); ++lc) {
@@ -252,7 +247,7 @@ void Emitter::dot(const Instruction& inst) {
         if (!wa || !wb)
           unsupported(inst, fmt::format("a lane does not hold its {} fragment in whole registers the same way on every "
                                         "lane (give the operand an mma layout)", wa ? "b" : "a"));
-        Step step{lc, std::move(*wa), std::move(*wb)};
+        DotStep step{lc, k, std::move(*wa), std::move(*wb)};
         if (w == 0)
           plan.push_back(std::move(step));
         else if (!(plan[n] == step))
@@ -261,6 +256,30 @@ void Emitter::dot(const Instruction& inst) {
       }
     }
   }
+  return plan;
+}
+
+std::vector<std::int64_t> Emitter::correction_pairs(const std::vector<DotStep>& plan) {
+  // Accumulator tiles whose steps multiply the same A words at every k, paired in order of appearance.
+  std::map<std::vector<std::vector<std::int64_t>>, std::vector<std::int64_t>> by_a;
+  std::map<std::int64_t, std::vector<std::vector<std::int64_t>>> a_of;
+  for (const DotStep& s : plan) a_of[s.lc].push_back(s.a);
+  for (auto& [lc, words] : a_of) by_a[words].push_back(lc);
+  std::vector<std::int64_t> partner(a_of.empty() ? 0 : static_cast<std::size_t>(a_of.rbegin()->first + 1), -1);
+  for (auto& [words, tiles] : by_a)
+    for (std::size_t i = 0; i + 1 < tiles.size(); i += 2) {
+      partner[static_cast<std::size_t>(tiles[i])] = tiles[i + 1];
+      partner[static_cast<std::size_t>(tiles[i + 1])] = tiles[i];
+    }
+  return partner;
+}
+
+void Emitter::dot(const Instruction& inst) {
+  const TensorType& c = type(inst.operands[0].name);
+  const TensorType& a = type(inst.operands[1].name);
+  const bool int8 = a.dtype.bits() == 8;
+  const RegisterLayout atom_c = layout::mma_m16n8k16_c();
+  const std::vector<DotStep> plan = dot_plan(inst);
   std::string fn;
   if (int8) fn = a.dtype.is_signed() ? "mma_m16n8k32_s32_s8" : "mma_m16n8k32_s32_u8";
   else if (a.dtype == DataType::bf16()) fn = "mma_m16n8k16_f32_bf16";
@@ -291,6 +310,11 @@ void Emitter::dot(const Instruction& inst) {
   };
   const auto* offsets_a = offsets_of(inst.operands[1].name);
   const auto* offsets_b = offsets_a ? nullptr : offsets_of(inst.operands[2].name);
+  const auto pairs_it = shadow_pairs_.find(inst.operands[0].name);
+  const auto partner_of = [&](std::int64_t lc) -> std::int64_t {
+    if (pairs_it == shadow_pairs_.end() || lc >= static_cast<std::int64_t>(pairs_it->second.size())) return -1;
+    return pairs_it->second[static_cast<std::size_t>(lc)];
+  };
   const auto correction = [&](const std::vector<std::uint32_t>& offsets, const std::vector<std::int64_t>& words) {
     std::vector<std::uint32_t> fragment;
     for (auto w : words) fragment.push_back(offsets[static_cast<std::size_t>(w)]);
@@ -306,6 +330,20 @@ void Emitter::dot(const Instruction& inst) {
     if (offsets_a) {
       if (const std::string oa = correction(*offsets_a, step.a); !oa.empty())
         line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, shadow, step.lc * cw, oa, pb, shadow, step.lc * cw);
+    } else if (offsets_b && partner_of(step.lc) >= 0) {
+      // One mma for both tiles of a pair, at the first's step (correction_pairs).
+      const std::int64_t other = partner_of(step.lc);
+      if (other > step.lc) {
+        const auto it = std::find_if(plan.begin(), plan.end(), [&](const DotStep& s) { return s.lc == other && s.k == step.k; });
+        std::vector<std::uint32_t> even, odd;
+        for (std::size_t i = 0; i < step.b.size(); ++i) {
+          even.push_back((*offsets_b)[static_cast<std::size_t>(step.b[i])]);
+          odd.push_back((*offsets_b)[static_cast<std::size_t>(it->b[i])]);
+        }
+        const auto zero = [](const std::vector<std::uint32_t>& v) { return std::all_of(v.begin(), v.end(), [](std::uint32_t o) { return o == 0; }); };
+        if (!zero(even) || !zero(odd))
+          line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, shadow, step.lc * cw, pa, lane_fragment(even, odd), shadow, step.lc * cw);
+      }
     } else if (offsets_b) {
       if (const std::string ob = correction(*offsets_b, step.b); !ob.empty())
         line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, shadow, step.lc * cw, pa, ob, shadow, step.lc * cw);

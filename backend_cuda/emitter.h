@@ -77,6 +77,18 @@ class Emitter {
   void elementwise(const Instruction& inst);
   void reduce(const Instruction& inst);
   void dot(const Instruction& inst);
+  // The mma a dot issues, per accumulator tile lc and K step k: the operands' fragment words.
+  struct DotStep {
+    std::int64_t lc, k;
+    std::vector<std::int64_t> a, b;
+    bool operator==(const DotStep&) const = default;
+  };
+  std::vector<DotStep> dot_plan(const Instruction& inst) const;
+  // For B-side offsets: tile lc's partner (-1: none), tiles that multiply the same A words at every step.
+  // The corrections of a pair come from one mma whose B fragment holds the first tile's offsets in even
+  // columns and the second's in odd ones (a constant per lane): every column of a correction is the same
+  // (the offsets depend on k only), so each lane finds both tiles' corrections in its two columns.
+  static std::vector<std::int64_t> correction_pairs(const std::vector<DotStep>& plan);
   static std::string decode_f32(DataType t, const std::string& code);
   static std::string encode_f32(DataType t, const std::string& value);
 
@@ -99,6 +111,10 @@ class Emitter {
   std::set<std::string> offset_casts_;
   std::map<std::string, std::vector<std::uint32_t>> offsets_;
   std::set<std::string> shadowed_;
+  std::map<std::string, std::vector<std::int64_t>> shadow_pairs_;  // accumulator -> correction_pairs (all its dots agree)
+  std::map<std::pair<std::vector<std::uint32_t>, std::vector<std::uint32_t>>, std::string> lane_fragments_;
+  // A kernel-wide fragment whose words are `even` in lanes of even groupID (lane / 4), `odd` in the others.
+  std::string lane_fragment(const std::vector<std::uint32_t>& even, const std::vector<std::uint32_t>& odd);
   void find_offset_casts();
   void flush_shadows(const Instruction& inst);
   std::size_t constants_at_ = 0;                  // where in out_ their declarations go
