@@ -236,12 +236,22 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
   // split-K grids hold about two blocks per SM anyway) while a slice still has two iterations and two blocks
   // still fit an SM; larger M keeps the resident warps it was measured with. Four chunks in two stages model
   // better still (f4e2m1 M = 1 83) but keep half the bytes in flight; the measured issue rate was for four
-  // stages, so that waits for a GPU.
+  // stages, so that waits for a GPU. Where four stages of two chunks do not fit twice (7 and 8-bit weights
+  // at M = 16 on sm_80), three do: four chunks in flight instead of three, the stage index a remainder paid
+  // once per two chunks (f7e4m2 M = 16: 614 -> 591 instructions per two chunks, f8e4m3 670 -> 630).
+  // At M <= 8 with narrow codes (chunks of at most 5 KB), four chunks an iteration where they fit the same
+  // way and a slice keeps two iterations: twelve chunks in flight, the loop's fixed cost over 16384 weights
+  // a warp (sm_80, instructions per chunk: int2 M = 1 106 -> 102, int3 161 -> 153, int1 109 -> 103).
+  const std::int64_t limit = backend_cuda::shared_memory_limit(target.arch);
+  Schedule four = s;
+  four.unroll = 4;
+  if (s.weights_on_a && chunks / s.split_k >= 8 && 2 * shared_bytes(f, four) <= limit) return four;
   Schedule twice = s;
   twice.unroll = 2;
-  if (M <= 16 && chunks / s.split_k >= 4 &&
-      2 * shared_bytes(f, twice) <= backend_cuda::shared_memory_limit(target.arch))
-    s = twice;
+  if (M <= 16 && chunks / s.split_k >= 4) {
+    if (2 * shared_bytes(f, twice) > limit) twice.stages = 3;
+    if (2 * shared_bytes(f, twice) <= limit) s = twice;
+  }
   return s;
 }
 

@@ -222,16 +222,29 @@ TEST_CASE("choose_schedule: two chunks an iteration at M <= 16 while two blocks 
         const auto s = programs::choose_schedule(f, M, 4096, 4096, {arch, 0});
         auto twice = s;
         twice.unroll = 2;
+        twice.stages = 3;  // the smaller of the two unrolled forms
         const std::int64_t bytes = vm::verify(programs::quant_matmul(f, twice)).shared.total_bytes;
         const std::int64_t limit = std::string(arch) == "sm_86" ? 99 * 1024 : std::string(arch) == "sm_80" ? 163 * 1024 : 227 * 1024;
-        if (s.unroll == 2) CHECK(2 * vm::verify(programs::quant_matmul(f, s)).shared.total_bytes <= limit);
-        else CHECK((M > 16 || 2 * bytes > limit || 4096 / (16 * programs::chunk_steps(f)) / s.split_k < 4));
+        if (s.unroll == 2) {
+          CHECK(2 * vm::verify(programs::quant_matmul(f, s)).shared.total_bytes <= limit);
+          // three stages only where four do not fit
+          auto four = s;
+          four.stages = 4;
+          if (s.stages == 3) CHECK(2 * vm::verify(programs::quant_matmul(f, four)).shared.total_bytes > limit);
+          else CHECK(s.stages == 4);
+        } else {
+          CHECK((M > 16 || 2 * bytes > limit || 4096 / (16 * programs::chunk_steps(f)) / s.split_k < 4));
+        }
         if (M > 16) CHECK(s.unroll == 1);
       }
   // int4 at M = 1 on sm_80: 4 stages of two 2 KB chunks plus A, 50 KB: unrolled.
   CHECK(programs::choose_schedule(int4, 1, 4096, 4096, {"sm_80", 0}).unroll == 2);
-  // 8-bit weights at M = 16 on sm_86: 99 KB of stages at unroll 2, more than half of 99 KB: one chunk.
+  // 8-bit weights at M = 16 on sm_86: 72 KB of stages even with three at unroll 2, more than half of 99 KB:
+  // one chunk. On sm_80 four stages (96 KB) do not fit twice in 163 KB, three (72 KB) do.
   CHECK(programs::choose_schedule(int8, 16, 4096, 4096, {"sm_86", 0}).unroll == 1);
+  const auto ampere = programs::choose_schedule(int8, 16, 4096, 4096, {"sm_80", 0});
+  CHECK(ampere.unroll == 2);
+  CHECK(ampere.stages == 3);
   // K = 256 (two chunks): one iteration of two would leave the pipeline nothing to overlap.
   CHECK(programs::choose_schedule(int4, 1, 4096, 256, {"sm_90", 0}).unroll == 1);
 }
