@@ -89,6 +89,24 @@ void Emitter::load_global(const Instruction& inst) {
   }
   std::map<layout::Shape, std::int64_t> loaded;  // slot offset without broadcast coordinates -> first slot
   open_indices(*this, *t.layout, inst.operands[0].index, narrow_indices(inst.operands[0].name, inst.operands[0].index, t.shape));
+  // Whole-byte elements: one pointer to the thread's slot 0, and each slot at a distance that is a constant
+  // where the strides it steps along are (an immediate offset of the load): masked loads had each computed
+  // their own 64-bit address under their own predicate (group scales: three instructions a load).
+  const bool from_slot0 = bits % 8 == 0;
+  if (from_slot0) line("const ab::u8* const p = {} + {};", view, byte_offset(global_element(view, indices(Shape(t.shape.size(), 0))), bits));
+  const auto address = [&](const Shape& slot, const std::vector<std::string>& idx) {
+    if (!from_slot0) return fmt::format("{} + {}", view, byte_offset(global_element(view, idx), bits));
+    std::int64_t constant = 0;
+    std::vector<std::string> terms;
+    for (std::size_t d = 0; d < slot.size(); ++d) {
+      if (slot[d] == 0) continue;
+      const Expr& stride = g.global_strides[d];
+      if (stride.is_constant()) constant += slot[d] * stride.constant();
+      else terms.push_back(fmt::format("{} * {}_stride{}", slot[d], view, d));
+    }
+    if (constant != 0 || terms.empty()) terms.push_back(fmt::format("{}", constant));
+    return fmt::format("p + ({}) * {}", fmt::join(terms, " + "), bits / 8);
+  };
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
     layout::Shape key = passes::slot_offset(*t.layout, s);
     for (int d = 0; d < t.rank(); ++d)
@@ -100,13 +118,13 @@ void Emitter::load_global(const Instruction& inst) {
         line("for (int j = 0; j < {}; ++j) ab::set<{}>({}, {} + j, ab::get<{}>({}, {} + j));", w, bits, dst, s, bits, dst, it->second);
       continue;
     }
-    const auto idx = indices(passes::slot_offset(*t.layout, s));
+    const Shape slot = passes::slot_offset(*t.layout, s);
+    const auto idx = indices(slot);
     const std::string elem = global_element(view, idx);
     const std::string cond = inst.attrs.masked ? in_bounds(*this, view, g, inst.operands[0].index, t.shape, idx) : "";
     const int group_bits = w * bits;
     if (group_bits % 32 == 0) {
-      const std::string load = fmt::format("ab::ld_global<{}>(&{}[{}], {} + {});", group_bits / 8, dst,
-                                           s * bits / 32, view, byte_offset(elem, bits));
+      const std::string load = fmt::format("ab::ld_global<{}>(&{}[{}], {});", group_bits / 8, dst, s * bits / 32, address(slot, idx));
       if (cond.empty()) {
         line("{}", load);
       } else {
@@ -114,8 +132,8 @@ void Emitter::load_global(const Instruction& inst) {
              s * bits / 32);
       }
     } else if (group_bits % 8 == 0) {
-      line("{{ ab::u32 v = 0u; {}ab::ld_global<{}>(&v, {} + {}); ab::set<{}>({}, {}, v); }}",
-           cond.empty() ? "" : "if (" + cond + ") ", group_bits / 8, view, byte_offset(elem, bits), group_bits, dst, s / w);
+      line("{{ ab::u32 v = 0u; {}ab::ld_global<{}>(&v, {}); ab::set<{}>({}, {}, v); }}",
+           cond.empty() ? "" : "if (" + cond + ") ", group_bits / 8, address(slot, idx), group_bits, dst, s / w);
     } else {
       line("ab::set<{}>({}, {}, {}ab::load_bits({}, ({}) * {}, {}){});", bits, dst, s,
            cond.empty() ? "" : "(" + cond + ") ? ", view, elem, bits, bits, cond.empty() ? "" : " : 0u");

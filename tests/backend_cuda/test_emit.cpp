@@ -306,7 +306,8 @@ TEST_CASE("decode constants sit in opaque registers, and a chunk's scale loads c
   CHECK(first < wait);
   CHECK(scale0 < wait);
   CHECK(scale1 < wait);
-  CHECK(k.source.find("ab::ld_global<2>(&v, t_gS", loop) < wait);
+  CHECK(k.source.find("const ab::u8* const p = t_gS", loop) < wait);
+  CHECK(k.source.find("ab::ld_global<2>(&v, p + (8) * 2)", loop) < wait);
 }
 
 TEST_CASE("offset decode: integer codes keep their magic number, a second mma on constants removes it") {
