@@ -9,7 +9,10 @@
 //                 bytes; 8-bit codes to bf16 go through f32
 //                 (prmt with 0x4B, one subtract each, one cvt.rn.bf16x2); pairs half-split across a word
 //                 (1/2/4-bit packings) take one lop3 and one packed fma; 3-bit codes to f16 one prmt
-//                 into a table of high bytes.
+//                 into a table of high bytes. Offset decode (a cast feeding only a dot, see
+//                 Emitter::find_offset_casts): the magic stays in (no subtract or fma), half-split pairs
+//                 under a magic whose unit sits at the code's bit, negated on the complemented code in
+//                 the high half; the cast records each register's offsets for the dot to remove.
 //   small floats: codes high-aligned in each half; sign kept, exponent and mantissa shifted right by
 //                 (5 - E) for f16 or (8 - E) for bf16 (4-bit pairs half-split across a word: from a word
 //                 masked to every other pair, two shifted copies and one lop3, the mask shared by two
