@@ -435,10 +435,13 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     gWflat = in_pieces ? bld.global_view(pw, {1, streams, pieces, 16}, {0, c * b, 16, 1})
                        : bld.global_view(pw, {1, 1, 1, streams * (c * b)}, {0, 0, 0, 1});  // the shared tile's rank
     gWflat = bld.name(gWflat, "gWbytes");
-    // Streams stored whole (widths but 4 and 8): the u chunks of a stage in one copy, rows of the chunk
-    // regions, so that their 16-byte pieces spread evenly over the threads (a 3-bit chunk is 1.5 pieces a
-    // thread, four are 6: no divergent second copy, int3 M = 1 u4 on sm_80 600 -> 586 instructions).
-    if (!in_pieces && u > 1) {
+    // Streams stored whole (widths but 4 and 8) whose chunk does not split evenly over the threads (a 3-bit
+    // chunk is 1.5 16-byte pieces a thread): the u chunks of a stage in one copy, rows of the chunk regions,
+    // so that the pieces do (four 3-bit chunks are 6 a thread; int3 M = 1 u4 on sm_80 600 -> 574
+    // instructions). Where one chunk already splits evenly (2 and 6-bit), the per-chunk copies address for
+    // less (the runtime row stride cost int2 M = 1 14 instructions more an iteration).
+    const std::int64_t pieces_per_chunk = stage_tile[3] / 16;
+    if (!in_pieces && u > 1 && pieces_per_chunk % (32 * W) != 0) {
       const Expr region = tiles * (32 * c * b);
       gWchunks = bld.name(bld.global_view(pw, {K / (16 * c), 1, 1, region}, {region, 0, 0, 1}), "gWchunks");
     }
