@@ -294,3 +294,20 @@ TEST_CASE("formats beyond f16 decode to f32 without a multiply per weight: the s
     CHECK(testing::relative_error(p) <= testing::tolerance(p.format, 128));
   }
 }
+
+TEST_CASE("a stage's weight chunks come in one copy exactly where one chunk does not split evenly over the threads") {
+  // 4 warps = 128 threads; a chunk of 8 K steps holds 128 streams of 8b bytes: 64b 16-byte pieces.
+  // 3-bit: 192 pieces (1.5 a thread), 1-bit: 64, 5-bit: 320, 7-bit: 448 -> one copy for the stage's chunks;
+  // 2-bit: 128 and 6-bit: 384 split evenly -> a copy per chunk; 4 and 8-bit streams are stored in pieces.
+  for (int bits = 1; bits <= 8; ++bits) {
+    CAPTURE(bits);
+    const QuantFormat f{DataType::unsigned_int(bits), DataType::f16(), 128, ZeroMode::None};
+    const std::string text = vm::print(programs::quant_matmul(f, programs::Schedule{4, 1, 4, 1, true, 4}));
+    std::size_t copies = 0;
+    for (auto at = text.find("copy_async %sW"); at != std::string::npos; at = text.find("copy_async %sW", at + 1)) ++copies;
+    const bool joint = bits % 2 == 1;
+    // the prologue's three issues and the loop's one
+    CHECK(copies == (joint ? 4u : 16u));
+    CHECK((text.find("%gWchunks") != std::string::npos) == joint);
+  }
+}
