@@ -320,7 +320,7 @@ std::vector<programs::Schedule> tuning_candidates(const programs::QuantFormat& f
       for (int m_tiles : {1, 2})
         for (int stages : {3, 4, 6})
           for (int split : {1, 2, 4, 8, 16})
-            for (int unroll : {1, 2}) {
+            for (int unroll : {1, 2, 4}) {
               if (on_a && M > 8) continue;
               if (m_tiles == 2 && M <= 16) continue;
               // at least two iterations per slice

@@ -82,10 +82,10 @@ if command -v ncu >/dev/null; then
   step profile 150 ncu --clock-control none --kernel-name regex:quant_matmul --launch-count 1 --set full \
     "$vmc" matmul --wtype int4 --group 128 --M 1 --N 8192 --K 8192 --run gpu
 fi
-# Opt-in (ANYBIT_GPU_CHECK_STEPS=tune-unroll, about 4 minutes): every tuning candidate timed for FP4 and
-# int4 at M = 1 and 16, unroll 1 against 2 among them; the chosen schedule's unroll rule is not yet
-# measured (README, schedules).
-step tune-unroll 300 bash -c 'for w in int4 f4e2m1; do for m in 1 16; do
+# Opt-in (ANYBIT_GPU_CHECK_STEPS=tune-unroll, about 6 minutes): every tuning candidate timed for FP4, int4
+# and int2 at M = 1 and 16, unroll 1, 2 and 4 among them; the chosen schedule's unroll rule (4 for narrow
+# codes at M <= 8, 2 at M <= 16, with 3 stages where 4 do not fit) is not yet measured (README, schedules).
+step tune-unroll 480 bash -c 'for w in int4 f4e2m1 int2; do for m in 1 16; do
   "$0" matmul --wtype $w --group 128 --M $m --N 8192 --K 8192 --tune; done; done' "$vmc"
 for d in bench-all bench-shapes; do
   [ -f "$out/$d/report.md" ] && sed -n '/## Measured on the GPU/,/## GPU figures/p' "$out/$d/report.md" | head -60

@@ -303,4 +303,9 @@ TEST_CASE("tuning candidates fit the architecture's shared memory") {
   }
   CHECK(std::none_of(small.begin(), small.end(), [](const auto& s) { return s.unroll > 1; }));  // 2 chunks
   CHECK(std::any_of(hopper.begin(), hopper.end(), [](const auto& s) { return s.unroll == 2; }));
+  // four chunks an iteration too, where the stages fit (int2 at M = 1: the schedule choose_schedule takes)
+  const programs::QuantFormat int2{isa::DataType::signed_int(2), isa::DataType::f16(), 128, programs::ZeroMode::None};
+  const auto narrow = tuning_candidates(int2, 1, 4096, "sm_80");
+  CHECK(std::find(narrow.begin(), narrow.end(), programs::choose_schedule(int2, 1, 4096, 4096, {"sm_80", 0})) != narrow.end());
+  CHECK(std::any_of(narrow.begin(), narrow.end(), [](const auto& s) { return s.unroll == 4; }));
 }
