@@ -159,8 +159,8 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   // packed fma or subtract follows; the dot removes each pair's offset (recorded negated, per register).
   const bool offset_decode = offset_casts_.count(inst.result) > 0;
   std::vector<std::uint32_t> offsets(static_cast<std::size_t>(n / 2), 0u);
-  const auto record_offset = [&](std::int64_t j, double in_half) {
-    offsets[static_cast<std::size_t>(j)] = pair(isa::encode(dst_t, -in_half));
+  const auto record_offset = [&](std::int64_t j, double low, double high) {
+    offsets[static_cast<std::size_t>(j)] = isa::encode(dst_t, -low) | isa::encode(dst_t, -high) << 16;
   };
   std::map<std::pair<std::string, int>, std::string> shifted;  // (word, right shift) -> variable
   const auto shifted_word = [&](const std::string& word, int by) {
@@ -268,7 +268,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
         line("{}[{}] = ab::lop3<0x6a>({}, 0x{:08x}u, {});", dst, j, shifted_word(word, by), mask, constant_register(c1));
         const double magic_value = std::ldexp(1.0, mantissa - at), off = static_cast<double>(offset);
         const double low = magic_value + off, high = off - magic_value - static_cast<double>(code_mask);
-        offsets[static_cast<std::size_t>(j)] = isa::encode(dst_t, -low) | isa::encode(dst_t, -high) << 16;
+        record_offset(j, low, high);
         continue;
       }
       // The mask and the addend fit the instructions' immediate slots; the magic number and the multiplier
@@ -286,7 +286,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
                                           b0 | (5u << 4) | (static_cast<unsigned>(b1) << 8) | (5u << 12));
         if (offset_decode) {
           line("{}[{}] = {};", dst, j, h);
-          record_offset(j, 1024.0 + static_cast<double>(offset));
+          record_offset(j, 1024.0 + static_cast<double>(offset), 1024.0 + static_cast<double>(offset));
         } else {
           line("{}[{}] = ab::hsub2({}, 0x{:08x}u);", dst, j, h, pair(0x6400u + static_cast<std::uint32_t>(offset)));
         }
@@ -365,7 +365,8 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       const std::string h = fmt::format("ab::lop3<0xea>({}, 0x{:08x}u, 0x{:08x}u)", x, pair(code_mask), pair(magic));
       if (offset_decode) {
         line("{}[{}] = {};", dst, j, h);
-        record_offset(j, (f16 ? 1024.0 : 128.0) + static_cast<double>(offset));
+        const double in_half = (f16 ? 1024.0 : 128.0) + static_cast<double>(offset);
+        record_offset(j, in_half, in_half);
       } else if (f16)
         line("{}[{}] = ab::hsub2({}, 0x{:08x}u);", dst, j, h, pair(magic + static_cast<std::uint32_t>(offset)));
       else  // bf16 has no packed subtract before sm_90: fma with 1.0 and the negated magic

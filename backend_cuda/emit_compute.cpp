@@ -315,11 +315,11 @@ void Emitter::dot(const Instruction& inst) {
     if (pairs_it == shadow_pairs_.end() || lc >= static_cast<std::int64_t>(pairs_it->second.size())) return -1;
     return pairs_it->second[static_cast<std::size_t>(lc)];
   };
+  const auto zero = [](const std::vector<std::uint32_t>& v) { return std::all_of(v.begin(), v.end(), [](std::uint32_t o) { return o == 0; }); };
   const auto correction = [&](const std::vector<std::uint32_t>& offsets, const std::vector<std::int64_t>& words) {
     std::vector<std::uint32_t> fragment;
     for (auto w : words) fragment.push_back(offsets[static_cast<std::size_t>(w)]);
-    if (std::all_of(fragment.begin(), fragment.end(), [](std::uint32_t o) { return o == 0; })) return std::string();
-    return constant_fragment(fragment);
+    return zero(fragment) ? std::string() : constant_fragment(fragment);
   };
   for (const auto& step : plan) {
     line("{{");
@@ -340,7 +340,6 @@ void Emitter::dot(const Instruction& inst) {
           even.push_back((*offsets_b)[static_cast<std::size_t>(step.b[i])]);
           odd.push_back((*offsets_b)[static_cast<std::size_t>(it->b[i])]);
         }
-        const auto zero = [](const std::vector<std::uint32_t>& v) { return std::all_of(v.begin(), v.end(), [](std::uint32_t o) { return o == 0; }); };
         if (!zero(even) || !zero(odd))
           line("ab::{}(&{}[{}], {}, {}, &{}[{}]);", fn, shadow, step.lc * cw, pa, lane_fragment(even, odd), shadow, step.lc * cw);
       }
