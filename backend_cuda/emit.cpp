@@ -444,7 +444,7 @@ EmittedKernel Emitter::run() {
   // returns at once otherwise, so index arithmetic may rely on it.
   std::set<std::string> dimensions;
   view_dimensions(program_.body, dimensions);
-  std::map<std::string, std::int64_t> bounds;  // the options' bounds that name a parameter
+  std::map<std::string, std::int64_t> bounds, divisible;  // the options' bounds and facts that name a parameter
   std::vector<std::string> negative;
   for (const vm::Param& p : program_.params) {
     if (p.kind == vm::ParamKind::Pointer) continue;
@@ -457,6 +457,8 @@ EmittedKernel Emitter::run() {
       r.hi = std::min(r.hi, b->second);
       bounds.emplace(p.name, b->second);
     }
+    if (auto d = options_.divisibility.find(p.name); d != options_.divisibility.end() && d->second > 1)
+      divisible.emplace(p.name, d->second);
     ranges_[p.name] = r;
     if (p.kind == vm::ParamKind::I32) scalars32_.insert(p.name);
     line("const {} {} = arg_{};", p.kind == vm::ParamKind::I32 ? "int" : "ab::i64", scalar_name(p.name), p.name);
@@ -466,6 +468,11 @@ EmittedKernel Emitter::run() {
     std::vector<std::string> terms;
     for (const auto& [name, bound] : bounds) terms.push_back(fmt::format("{} <= {}", name, bound));
     line("// index arithmetic assumes {} (every launch checks)", fmt::join(terms, ", "));
+  }
+  if (!divisible.empty()) {
+    std::vector<std::string> terms;
+    for (const auto& [name, d] : divisible) terms.push_back(fmt::format("{} % {} == 0", name, d));
+    line("// accesses assume {} (every launch checks)", fmt::join(terms, ", "));
   }
   // Grid limits: x < 2^31, y and z < 2^16, and below the grid's own size where the ranges bound it
   // (launches size the grid from the same expressions).
@@ -509,7 +516,8 @@ EmittedKernel Emitter::run() {
                                      "them reduction scratch).",
                                      program_.name, program_.warps, shared, shared - typing_.shared.total_bytes));
   }
-  return EmittedKernel{program_.name, out_, static_cast<int>(program_.threads()), shared, fallbacks_, instructions_, bounds};
+  return EmittedKernel{program_.name, out_, static_cast<int>(program_.threads()), shared, fallbacks_, instructions_, bounds,
+                       divisible};
 }
 
 }  // namespace detail
@@ -522,11 +530,15 @@ void check_grid_limits(const std::string& kernel, const std::array<std::int64_t,
                               grid[d], limit[d]));
 }
 
-void check_param_bounds(const EmittedKernel& kernel, const std::map<std::string, std::int64_t>& scalars) {
+void check_param_assumptions(const EmittedKernel& kernel, const std::map<std::string, std::int64_t>& scalars) {
   for (const auto& [name, bound] : kernel.bounds)
     if (auto it = scalars.find(name); it != scalars.end() && it->second > bound)
       throw Error(fmt::format("kernel {}: parameter {} = {} exceeds the bound {} it was compiled for", kernel.name, name,
                               it->second, bound));
+  for (const auto& [name, d] : kernel.divisibility)
+    if (auto it = scalars.find(name); it != scalars.end() && it->second % d != 0)
+      throw Error(fmt::format("kernel {}: parameter {} = {} is not a multiple of {}, which it was compiled for", kernel.name,
+                              name, it->second, d));
 }
 
 EmittedKernel emit_cuda(const vm::Program& program, const EmitOptions& options) {

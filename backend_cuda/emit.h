@@ -18,11 +18,12 @@
 namespace anybit::backend_cuda {
 
 struct EmitOptions {
-  // Powers of two that divide integer parameters (e.g. {"K", 64}); more vectorization when known.
+  // Powers of two that divide integer parameters (e.g. {"K", 64}); more vectorization when known. Every
+  // launch checks the arguments against them (check_param_assumptions).
   std::map<std::string, std::int64_t> divisibility;
   // Upper bounds of integer parameters (e.g. {"K", 8192}) the kernel may assume. With them the range
   // analysis proves more index arithmetic fits 32 bits (a view whose every byte offset fits is addressed
-  // with `int` offsets). Every launch checks the arguments against them (check_param_bounds).
+  // with `int` offsets). Every launch checks the arguments against them (check_param_assumptions).
   std::map<std::string, std::int64_t> bounds;
 };
 
@@ -38,6 +39,9 @@ struct EmittedKernel {
   std::vector<std::string> instructions;
   // EmitOptions::bounds the kernel was compiled under: launches with larger arguments are refused.
   std::map<std::string, std::int64_t> bounds;
+  // EmitOptions::divisibility facts about its parameters: launches with arguments they do not divide are
+  // refused (a vector access or an unmasked tile may rely on them).
+  std::map<std::string, std::int64_t> divisibility;
 };
 
 // anybit::Error when the program uses something this backend cannot lower yet, naming the instruction.
@@ -47,8 +51,9 @@ EmittedKernel emit_cuda(const vm::Program& program, const EmitOptions& options =
 // on the GPU or the simulator, checks them first (an empty grid launches nothing).
 void check_grid_limits(const std::string& kernel, const std::array<std::int64_t, 3>& grid);
 
-// anybit::Error naming the parameter when an argument exceeds a bound the kernel was compiled under.
-void check_param_bounds(const EmittedKernel& kernel, const std::map<std::string, std::int64_t>& scalars);
+// anybit::Error naming the parameter when an argument exceeds a bound the kernel was compiled under, or is
+// not a multiple of what its divisibility facts promised.
+void check_param_assumptions(const EmittedKernel& kernel, const std::map<std::string, std::int64_t>& scalars);
 
 // The runtime header's text and its include name.
 const std::string& runtime_header();

@@ -356,35 +356,47 @@ void Emitter::copy_async(const Instruction& inst) {
     gidx[d] = narrow ? fmt::format("((int)({}) + c{})", expr(goff[d]), d) : fmt::format("({} + c{})", expr(goff[d]), d);
     sidx[d] = fmt::format("({} + c{})", expr(soff[d]), d);
   }
-  std::vector<std::string> rows_in;
-  for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
-  line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
-  line("const {} col = {};", narrow ? "int" : "ab::i64", gidx[last]);
   line("ab::u8* const dst = {};", shared_address(sbase, sh, sidx, bits));
-  if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
-    // The view ends on a chunk boundary: a chunk is wholly inside or wholly outside.
-    const std::string nonneg = range(goff[last]).non_negative() ? "" : "col >= 0 && ";
-    line("const int valid = rows_in && {}col < {}_extent{} ? {} : 0;", nonneg, view, last, chunk_bytes);
-    // A masked chunk reads nothing but still names an address: the view's start. Selecting the offset
-    // rather than the pointer is one SEL where a pointer select took four moves and two predicated adds;
-    // a 32-bit offset so selected is never negative, and as unsigned it adds without a sign extension.
-    line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "",
-         byte_offset(global_element(view, gidx), bits));
-  } else if (chunk_bytes > 0) {
-    // Elements inside the view form a prefix of the chunk: copy those bytes, zero-fill the rest.
-    line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ((ab::i64){}_extent{} - col) * {} / 8)) : 0;",
-         chunk_bytes, view, last, bits);
-    line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), (int)valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "",
-         byte_offset(global_element(view, gidx), bits));
-  } else {
-    line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
-    if (bits % 8 == 0) {
+  const std::string from = byte_offset(global_element(view, gidx), bits);
+  if (!inst.attrs.masked) {  // every element inside the view (the interpreter checks): no bounds tests
+    if (chunk_bytes > 0) {
+      line("ab::cp_async<{}>(dst, {} + {}({}), {});", chunk_bytes, view, narrow ? "(ab::u32)" : "", from, chunk_bytes);
+    } else if (bits % 8 == 0) {
       line("ab::u32 v = 0u;");
-      line("if (in) ab::ld_global<{}>(&v, {} + {});", bits / 8, view, byte_offset(global_element(view, gidx), bits));
+      line("ab::ld_global<{}>(&v, {} + {});", bits / 8, view, from);
       line("ab::st_shared<{}>(dst, &v);", bits / 8);
     } else {
-      line("const ab::u32 v = in ? ab::load_bits({}, ({}) * {}, {}) : 0u;", view, global_element(view, gidx), bits, bits);
-      line("ab::store_bits({}, ({}) * {}, {}, v);", sbase, shared_offset(sh, sidx), bits, bits);
+      line("ab::store_bits({}, ({}) * {}, {}, ab::load_bits({}, ({}) * {}, {}));", sbase, shared_offset(sh, sidx), bits, bits,
+           view, global_element(view, gidx), bits, bits);
+    }
+  } else {
+    std::vector<std::string> rows_in;
+    for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
+    line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
+    line("const {} col = {};", narrow ? "int" : "ab::i64", gidx[last]);
+    if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
+      // The view ends on a chunk boundary: a chunk is wholly inside or wholly outside.
+      const std::string nonneg = range(goff[last]).non_negative() ? "" : "col >= 0 && ";
+      line("const int valid = rows_in && {}col < {}_extent{} ? {} : 0;", nonneg, view, last, chunk_bytes);
+      // A masked chunk reads nothing but still names an address: the view's start. Selecting the offset
+      // rather than the pointer is one SEL where a pointer select took four moves and two predicated adds;
+      // a 32-bit offset so selected is never negative, and as unsigned it adds without a sign extension.
+      line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "", from);
+    } else if (chunk_bytes > 0) {
+      // Elements inside the view form a prefix of the chunk: copy those bytes, zero-fill the rest.
+      line("const ab::i64 valid = rows_in && col >= 0 ? ab::max(0, ab::min({}, ((ab::i64){}_extent{} - col) * {} / 8)) : 0;",
+           chunk_bytes, view, last, bits);
+      line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), (int)valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "", from);
+    } else {
+      line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
+      if (bits % 8 == 0) {
+        line("ab::u32 v = 0u;");
+        line("if (in) ab::ld_global<{}>(&v, {} + {});", bits / 8, view, from);
+        line("ab::st_shared<{}>(dst, &v);", bits / 8);
+      } else {
+        line("const ab::u32 v = in ? ab::load_bits({}, ({}) * {}, {}) : 0u;", view, global_element(view, gidx), bits, bits);
+        line("ab::store_bits({}, ({}) * {}, {}, v);", sbase, shared_offset(sh, sidx), bits, bits);
+      }
     }
   }
   --indent_;

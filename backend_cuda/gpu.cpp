@@ -233,7 +233,7 @@ float launch_on_device(const vm::Program& program, const EmittedKernel& kernel, 
   for (auto& m : marshaled) params.push_back(m.data());
   const auto grid = vm::grid_size(program, scalars);
   check_grid_limits(kernel.name, grid);
-  check_param_bounds(kernel, scalars);
+  check_param_assumptions(kernel, scalars);
   for (auto g : grid)
     if (g < 1) throw Error(fmt::format("kernel {}: grid dimension {} is empty", kernel.name, g));
   void *start = nullptr, *stop = nullptr;

@@ -159,7 +159,7 @@ SimCounters SimKernel::launch(const vm::Arguments& args, const SimOptions& optio
   for (const auto& s : impl_->kernel.instructions) instructions.push_back(s.c_str());
   const auto grid = vm::grid_size(p, args.scalars);
   check_grid_limits(p.name, grid);
-  check_param_bounds(impl_->kernel, args.scalars);
+  check_param_assumptions(impl_->kernel, args.scalars);
   ab::sim::Counters counters{};
   ab::sim::LaunchSpec spec{nullptr,
                            argv.data(),

@@ -63,9 +63,11 @@ struct Compiled {
   backend_cuda::CompiledKernel binary;
 };
 
-Compiled compile(const vm::Program& program, const std::string& arch, std::int64_t M, std::int64_t N, std::int64_t K) {
+Compiled compile(const QuantFormat& f, const Schedule& s, const std::string& arch, std::int64_t M, std::int64_t N,
+                 std::int64_t K) {
+  const vm::Program program = programs::quant_matmul(f, s);
   passes::PipelineOptions options;
-  options.emit = programs::quant_matmul_emit_options(M, N, K);
+  options.emit = programs::quant_matmul_emit_options(f, s, M, N, K);
   auto lowered = passes::run_pipeline(program, options);
   backend_cuda::KernelCache cache(backend_cuda::KernelCache::default_directory());
   auto binary = cache.get_or_compile(lowered.kernel, {arch});
@@ -78,12 +80,13 @@ double simulated_block_bytes(const QuantFormat& f, const Schedule& s, std::int64
   const std::int64_t N = 16 * s.warps;
   Schedule one = s;
   one.split_k = 1;
+  one.whole_tiles = programs::whole_tiles_fit(f, one, N, K);
   static std::map<std::string, std::unique_ptr<backend_cuda::SimKernel>> kernels;
   const auto program = programs::quant_matmul(f, one);
   auto& sim = kernels[program.name];
   if (!sim) {
     passes::PipelineOptions options;
-    options.emit.divisibility = programs::quant_matmul_divisibility();
+    options.emit.divisibility = programs::quant_matmul_divisibility(f, one);
     const auto lowered = passes::run_pipeline(program, options);
     sim = std::make_unique<backend_cuda::SimKernel>(backend_cuda::SimKernel::build(lowered.program, lowered.kernel));
   }
@@ -265,7 +268,7 @@ Report run(const Options& o) {
         r.M = M, r.N = N, r.K = K, r.arch = o.arch;
         r.schedule = programs::choose_schedule(f, M, N, K, {o.arch, 0});
         const Schedule& s = r.schedule;
-        const auto c = compile(programs::quant_matmul(f, s), o.arch, M, N, K);
+        const auto c = compile(f, s, o.arch, M, N, K);
         r.registers = c.binary.stats.registers;
         r.spill_bytes = c.binary.stats.spill_store_bytes + c.binary.stats.spill_load_bytes;
         r.shared_bytes = static_cast<int>(c.kernel.shared_bytes);
@@ -343,7 +346,7 @@ Report run(const Options& o) {
         for (const char* arch : {"sm_80", "sm_90"}) {
           const auto key = fmt::format("{} {} {}", r.format, programs::describe(r.schedule), arch);
           if (!seen.insert(key).second) continue;
-          const auto c = compile(programs::quant_matmul(f, r.schedule), arch, r.M, r.N, r.K);
+          const auto c = compile(f, r.schedule, arch, r.M, r.N, r.K);
           const int spills = c.binary.stats.spill_store_bytes + c.binary.stats.spill_load_bytes;
           int narrow = 0;
           for (const auto& [op, n] : backend_cuda::ptx_opcode_counts(c.binary.ptx))

@@ -47,8 +47,8 @@ vm::Program tiled_matmul() {
   auto acc = b.name(b.alloc_register(vm::reg(f32, {32, 16}, c_layout)), "acc");
   Expr m0 = b.let("m0", isa::block_idx_y() * 32), n0 = b.let("n0", isa::block_idx_x() * 16);
   b.for_range("k", 0, isa::ceil_div(K, 16), [&](Expr k) {
-    b.copy_async(sa, {0, 0}, A, {m0, k * 16}, {32, 16});
-    b.copy_async(sb, {0, 0}, B, {k * 16, n0}, {16, 16});
+    b.copy_async(sa, {0, 0}, A, {m0, k * 16}, {32, 16}, /*masked=*/true);
+    b.copy_async(sb, {0, 0}, B, {k * 16, n0}, {16, 16}, /*masked=*/true);
     b.commit_group();
     b.wait_group(0);
     b.sync_threads();

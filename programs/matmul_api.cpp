@@ -34,12 +34,14 @@ struct Compiled {
   std::atomic<void*> function{nullptr};           // loaded on first device launch
 };
 
-// One compiled kernel per program (its name says format and schedule) and parameter bounds for the process.
+// One compiled kernel per program (its name says format and schedule), parameter bounds and divisibility
+// facts for the process (splitk_reduce's name does not say whether the problem is whole tiles).
 Compiled& compiled(const vm::Program& program, const backend_cuda::EmitOptions& emit) {
+  using Facts = std::map<std::string, std::int64_t>;
   static std::mutex mutex;
-  static std::map<std::pair<std::string, std::map<std::string, std::int64_t>>, std::unique_ptr<Compiled>> cache;
+  static std::map<std::tuple<std::string, Facts, Facts>, std::unique_ptr<Compiled>> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = cache[{program.name, emit.bounds}];
+  auto& slot = cache[{program.name, emit.bounds, emit.divisibility}];
   if (!slot) {
     passes::PipelineOptions options;
     options.emit = emit;
@@ -116,7 +118,7 @@ std::vector<Compiled*> kernels(const MatmulProblem& p, const programs::Schedule&
   static std::mutex mutex;
   static std::map<Key, std::vector<Compiled*>> cache;
   const auto& f = p.format;
-  const auto emit = programs::quant_matmul_emit_options(p.M, p.N, p.K);
+  const auto emit = programs::quant_matmul_emit_options(f, s, p.M, p.N, p.K);
   Key key{f.weights.name(), f.activations.name(), f.group, static_cast<int>(f.zeros), f.bias, programs::describe(s), emit.bounds};
   std::lock_guard<std::mutex> lock(mutex);
   auto& out = cache[std::move(key)];
@@ -147,17 +149,20 @@ std::optional<programs::Schedule> tuned(const programs::QuantFormat& f, std::int
 }
 
 programs::Schedule schedule_for(const MatmulProblem& p, bool gpu, const MatmulOptions& o) {
-  if (o.schedule) {
-    programs::validate(*o.schedule);
-    return *o.schedule;
-  }
-  const auto& driver = backend_cuda::driver_status();
-  if (gpu && driver.available) {
-    const auto& device = driver.devices.front();
-    if (auto t = tuned(p.format, p.M, p.N, p.K, device)) return *t;
-    return programs::choose_schedule(p.format, p.M, p.N, p.K, {device.arch(), device.multiprocessors});
-  }
-  return programs::choose_schedule(p.format, p.M, p.N, p.K);
+  const auto chosen = [&]() -> programs::Schedule {
+    if (o.schedule) {
+      programs::validate(*o.schedule);
+      return *o.schedule;
+    }
+    const auto& driver = backend_cuda::driver_status();
+    if (gpu && driver.available) {
+      const auto& device = driver.devices.front();
+      if (auto t = tuned(p.format, p.M, p.N, p.K, device)) return *t;
+      return programs::choose_schedule(p.format, p.M, p.N, p.K, {device.arch(), device.multiprocessors});
+    }
+    return programs::choose_schedule(p.format, p.M, p.N, p.K);
+  };
+  return with_whole_tiles(chosen(), p.format, p.N, p.K);
 }
 
 // Split-K workspace bytes the schedule needs; anybit::Error when the caller's workspace is smaller.
@@ -172,6 +177,11 @@ std::size_t workspace_needed(const MatmulProblem& p, const programs::Schedule& s
 std::map<std::string, std::int64_t> scalars(const MatmulProblem& p) { return {{"M", p.M}, {"N", p.N}, {"K", p.K}}; }
 
 }  // namespace
+
+programs::Schedule with_whole_tiles(programs::Schedule s, const programs::QuantFormat& f, std::int64_t N, std::int64_t K) {
+  s.whole_tiles = programs::whole_tiles_fit(f, s, N, K);
+  return s;
+}
 
 std::size_t matmul_workspace_bytes(const programs::Schedule& s, std::int64_t M, std::int64_t N) {
   return s.split_k > 1 ? static_cast<std::size_t>(s.split_k * M * N) * 4 : 0;
@@ -270,7 +280,7 @@ programs::Schedule parse_schedule(const std::string& text) {
   const bool parsed = std::sscanf(text.c_str(), " %c%d %c%d %c%d %c%d %n", &w, &s.warps, &m, &s.m_tiles, &st, &s.stages, &k,
                                   &s.split_k, &consumed) == 8 &&
                       w == 'w' && m == 'm' && st == 's' && k == 'k';
-  // Optional words after the four numbers, in this order: "wa", then "u<unroll>".
+  // Optional words after the four numbers, in this order: "wa", then "u<unroll>", then "whole".
   std::istringstream rest(parsed ? text.substr(static_cast<std::size_t>(consumed)) : std::string());
   std::vector<std::string> words;
   for (std::string word; rest >> word;) words.push_back(word);
@@ -279,9 +289,10 @@ programs::Schedule parse_schedule(const std::string& text) {
   if (at < words.size() && words[at].size() >= 2 && words[at].size() <= 3 && words[at][0] == 'u' &&
       words[at].find_first_not_of("0123456789", 1) == std::string::npos)
     s.unroll = std::stoi(words[at++].substr(1));
+  if (at < words.size() && words[at] == "whole") s.whole_tiles = true, ++at;
   if (!parsed || at != words.size())
     throw Error(fmt::format("schedule '{}' is not of the form 'w4 m1 s3 k1' (warps, M tiles, stages, split-K; then ' wa' "
-                            "for weights on the mma A side, ' u2' for two chunks per iteration)", text));
+                            "for weights on the mma A side, ' u2' for two chunks per iteration, ' whole' for whole tiles)", text));
   programs::validate(s);
   return s;
 }

@@ -180,8 +180,8 @@ int chunk_steps(const QuantFormat& f) {
 }
 
 std::string describe(const Schedule& s) {
-  return fmt::format("w{} m{} s{} k{}{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "",
-                     s.unroll > 1 ? fmt::format(" u{}", s.unroll) : "");
+  return fmt::format("w{} m{} s{} k{}{}{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "",
+                     s.unroll > 1 ? fmt::format(" u{}", s.unroll) : "", s.whole_tiles ? " whole" : "");
 }
 
 void validate(const Schedule& s) {
@@ -245,13 +245,15 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
   const std::int64_t limit = backend_cuda::shared_memory_limit(target.arch);
   Schedule four = s;
   four.unroll = 4;
-  if (s.weights_on_a && chunks / s.split_k >= 8 && 2 * shared_bytes(f, four) <= limit) return four;
   Schedule twice = s;
   twice.unroll = 2;
-  if (M <= 16 && chunks / s.split_k >= 4) {
+  if (s.weights_on_a && chunks / s.split_k >= 8 && 2 * shared_bytes(f, four) <= limit) {
+    s = four;
+  } else if (M <= 16 && chunks / s.split_k >= 4) {
     if (2 * shared_bytes(f, twice) > limit) twice.stages = 3;
     if (2 * shared_bytes(f, twice) <= limit) s = twice;
   }
+  s.whole_tiles = whole_tiles_fit(f, s, N, K);
   return s;
 }
 
@@ -319,7 +321,15 @@ std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s) {
   return (a + vm::kSharedAlignment - 1) / vm::kSharedAlignment * vm::kSharedAlignment + bytes(t.w, 8);
 }
 
-std::map<std::string, std::int64_t> quant_matmul_divisibility() { return {{"N", 16}, {"K", 16}}; }
+bool whole_tiles_fit(const QuantFormat& f, const Schedule& s, std::int64_t N, std::int64_t K) {
+  const std::int64_t k_unit = 16LL * chunk_steps(f) * s.unroll;
+  return N % (16LL * s.warps) == 0 && K % k_unit == 0 && (k_unit & (k_unit - 1)) == 0;
+}
+
+std::map<std::string, std::int64_t> quant_matmul_divisibility(const QuantFormat& f, const Schedule& s) {
+  if (!s.whole_tiles) return {{"N", 16}, {"K", 16}};
+  return {{"N", 16LL * s.warps}, {"K", 16LL * chunk_steps(f) * s.unroll}};
+}
 
 std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int64_t N, std::int64_t K) {
   const auto power_of_two = [](std::int64_t v, std::int64_t at_least) {
@@ -330,8 +340,9 @@ std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int
   return {{"M", power_of_two(M, 1 << 14)}, {"N", power_of_two(N, 16)}, {"K", power_of_two(K, 16)}};
 }
 
-backend_cuda::EmitOptions quant_matmul_emit_options(std::int64_t M, std::int64_t N, std::int64_t K) {
-  return {quant_matmul_divisibility(), quant_matmul_bounds(M, N, K)};
+backend_cuda::EmitOptions quant_matmul_emit_options(const QuantFormat& f, const Schedule& s, std::int64_t M, std::int64_t N,
+                                                    std::int64_t K) {
+  return {quant_matmul_divisibility(f, s), quant_matmul_bounds(M, N, K)};
 }
 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
@@ -400,7 +411,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const DataType mid = fold_scale ? act : f32;
   // One group's slice of scales (or zeros) in the layout `l` of a tile of `r` rows.
   auto group_tile = [&](vm::Value view, DataType t, Expr group, int r, const RegisterLayout& l) {
-    auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, r, width}, reshape(l, {1, r, width})), true);
+    auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, r, width}, reshape(l, {1, r, width})), !s.whole_tiles);
     return bld.reshape(t3, {r, width});
   };
   // The chunks of K this block multiplies: all of them, or its slice under split-K (a multiple of the
@@ -450,21 +461,22 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // Copies the u chunks from kc on (when this block multiplies the first) into a shared stage; one commit
   // per call, so that every iteration closes exactly one group and wait_group(stages - 2) always means
   // "the iteration's chunks have landed". Only the last slice can end inside a stage; its chunks past the
-  // end lie past K as well, so the copy's bounds fill them with zeros, whose products add nothing.
+  // end lie past K as well, so the copy's bounds fill them with zeros, whose products add nothing. In whole
+  // tiles no stage ends early and every block's columns exist: the weights go without bounds tests.
   auto issue = [&](Expr kc, Expr stage) {
     bld.if_then(kc < hi, [&] {
       for (int j = 0; j < u; ++j) {
         const Expr kj = kc + j, sub = stage * u + j;
-        bld.copy_async(sA, {sub, 0, 0}, gA3, {0, m0, kj * (16 * c)}, {1, rows, 16 * c});
+        bld.copy_async(sA, {sub, 0, 0}, gA3, {0, m0, kj * (16 * c)}, {1, rows, 16 * c}, /*masked=*/true);  // M's rows
         if (gWchunks.name.empty()) {
           const std::vector<Expr> from = in_pieces ? std::vector<Expr>{0, first_stream(kj), 0, 0}
                                                    : std::vector<Expr>{0, 0, 0, first_stream(kj) * (c * b)};
-          bld.copy_async(sW, {sub, 0, 0, 0}, gWflat, from, {stage_tile.begin(), stage_tile.end()});
+          bld.copy_async(sW, {sub, 0, 0, 0}, gWflat, from, {stage_tile.begin(), stage_tile.end()}, !s.whole_tiles);
         }
       }
       if (!gWchunks.name.empty())
         bld.copy_async(sW, {stage * u, 0, 0, 0}, gWchunks, {kc, 0, 0, isa::block_idx_x() * (W * 32 * c * b)},
-                       {u, 1, 1, stage_tile[3]});
+                       {u, 1, 1, stage_tile[3]}, !s.whole_tiles);
     });
     bld.commit_group();
   };
@@ -518,7 +530,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
         bytes = bld.reshape(bld.load_shared(sW, {sub, 0, 0, 0}, vm::reg(u8, stage_tile, stage_layout)), {32 * W, c * b});
       } else {
         a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
-        bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), true);
+        bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), !s.whole_tiles);
       }
       a = bld.name(a, nm("a", j));
       bytes = bld.name(bytes, nm("bytes", j));

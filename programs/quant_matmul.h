@@ -52,6 +52,11 @@ struct Schedule {
   // issue and the loop bookkeeping are paid once for all of them (int4 M = 1 on sm_80: about 40 warp
   // instructions of an iteration's 110 besides the decode and the mma). The packed layout is unchanged.
   int unroll = 1;
+  // The problem is whole tiles (whole_tiles_fit): N a multiple of the block's 16 * warps columns and K of
+  // its `unroll` chunks. Weight, scale and zero loads then go without bounds tests (int4 M = 1 on sm_80: 253
+  // -> 226 instructions an iteration); the kernel's divisibility facts (quant_matmul_divisibility) say so,
+  // and every launch checks them. choose_schedule sets it, and matmul for any schedule it runs.
+  bool whole_tiles = false;
   bool operator==(const Schedule&) const = default;
 };
 
@@ -59,7 +64,8 @@ struct Schedule {
 // at the end of a chunk). A warp consumes 16 x 16c weights per chunk.
 int chunk_steps(const QuantFormat& f);
 
-// "w4 m1 s3 k1" style (" wa" appended for weights_on_a, " u2" for unroll 2), as printed by vmc and used in kernel names.
+// "w4 m1 s3 k1" style (" wa" appended for weights_on_a, " u2" for unroll 2, " whole" for whole tiles), as
+// printed by vmc and used in kernel names.
 std::string describe(const Schedule& s);
 // anybit::Error naming the field when a schedule is out of range.
 void validate(const Schedule& s);
@@ -117,10 +123,14 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s = {});
 // program: choose_schedule asks on every call), also where it exceeds what a VM program may allocate.
 std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s);
 
-// What validate() guarantees about quant_matmul's parameters, as divisibility facts for the emitter
-// (EmitOptions::divisibility): every caller that lowers the kernel passes these, so a kernel measured,
-// simulated or reported is the one that runs.
-std::map<std::string, std::int64_t> quant_matmul_divisibility();
+// Whether an N x K problem is whole tiles of schedule s (Schedule::whole_tiles): N a multiple of 16 * warps,
+// K of 16 * chunk_steps * unroll, a power of two (so that the emitter and the launch check can state it).
+bool whole_tiles_fit(const QuantFormat& f, const Schedule& s, std::int64_t N, std::int64_t K);
+
+// What validate() guarantees about quant_matmul's parameters (N and K multiples of 16), and with whole
+// tiles what they promise, as divisibility facts for the emitter (EmitOptions::divisibility): every caller
+// that lowers the kernel passes these, so a kernel measured, simulated or reported is the one that runs.
+std::map<std::string, std::int64_t> quant_matmul_divisibility(const QuantFormat& f, const Schedule& s);
 
 // Parameter bounds for the emitter (EmitOptions::bounds) for a problem of M x N x K: N and K rounded up to
 // powers of two, M to one as well but at least 2^14, so that one kernel serves every batch size of a
@@ -128,9 +138,10 @@ std::map<std::string, std::int64_t> quant_matmul_divisibility();
 // (64-bit address arithmetic had been a third of an int4 iteration); launches check the bounds.
 std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int64_t N, std::int64_t K);
 
-// The emitter options every lowering of quant_matmul and splitk_reduce for an M x N x K problem uses: the
-// divisibility facts and the bounds above.
-backend_cuda::EmitOptions quant_matmul_emit_options(std::int64_t M, std::int64_t N, std::int64_t K);
+// The emitter options every lowering of quant_matmul(f, s) and its splitk_reduce for an M x N x K problem
+// uses: the divisibility facts and the bounds above.
+backend_cuda::EmitOptions quant_matmul_emit_options(const QuantFormat& f, const Schedule& s, std::int64_t M, std::int64_t N,
+                                                    std::int64_t K);
 
 // The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation
 // type. Parameters P, [B], C, M, N.

@@ -402,11 +402,13 @@ int cmd_matmul(const MatmulCommand& o) {
   // The schedule: --schedule, else what the library chooses for the GPU a run uses, else for --arch.
   const Device device = o.run == "gpu" ? Device::gpu() : o.run == "sim" ? Device::sim() : Device::best();
   const bool on_gpu = (o.run == "gpu" || o.run == "auto") && backend_cuda::driver_status().available;
-  const programs::Schedule schedule = !o.schedule.empty() ? anybit::parse_schedule(o.schedule)
-                                      : on_gpu            ? anybit::matmul_schedule(f, o.M, o.N, o.K, Device::gpu())
-                                                          : programs::choose_schedule(f, o.M, o.N, o.K, {o.arch, 0});
+  const programs::Schedule schedule =
+      anybit::with_whole_tiles(!o.schedule.empty() ? anybit::parse_schedule(o.schedule)
+                               : on_gpu            ? anybit::matmul_schedule(f, o.M, o.N, o.K, Device::gpu())
+                                                   : programs::choose_schedule(f, o.M, o.N, o.K, {o.arch, 0}),
+                               f, o.N, o.K);
   passes::PipelineOptions options;
-  options.emit = programs::quant_matmul_emit_options(o.M, o.N, o.K);
+  options.emit = programs::quant_matmul_emit_options(f, schedule, o.M, o.N, o.K);
   const auto lowered = passes::run_pipeline(programs::quant_matmul(f, schedule), options);
   fmt::print("kernel {}: schedule {} ({} warps, block tile {} x {}{}{})\n", lowered.kernel.name, programs::describe(schedule),
              schedule.warps, (schedule.weights_on_a ? 8 : 16) * schedule.m_tiles, 16 * schedule.warps,

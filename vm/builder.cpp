@@ -154,9 +154,10 @@ void Builder::store_shared(Value tile, Value s, std::vector<Expr> offset, Loc lo
 }
 
 void Builder::copy_async(Value s, std::vector<Expr> shared_offset, Value view, std::vector<Expr> global_offset,
-                         layout::Shape shape, Loc loc) {
+                         layout::Shape shape, bool masked, Loc loc) {
   isa::Attributes a;
   a.shape = std::vector<Expr>(shape.begin(), shape.end());
+  a.masked = masked;
   emit(Opcode::CopyAsync, {{s.name, std::move(shared_offset)}, {view.name, std::move(global_offset)}}, std::nullopt, a,
        loc);
 }

@@ -56,8 +56,10 @@ class Builder {
   void store_global(Value tile, Value view, std::vector<Expr> offset, bool masked = false, Loc loc = Loc::current());
   Value load_shared(Value s, std::vector<Expr> offset, TensorType tile, Loc loc = Loc::current());
   void store_shared(Value tile, Value s, std::vector<Expr> offset, Loc loc = Loc::current());
+  // Unmasked, every element must lie inside the view (the interpreter checks); masked, those outside read
+  // as zeros (tails), at the cost of a bounds test per copied chunk in the kernel.
   void copy_async(Value s, std::vector<Expr> shared_offset, Value view, std::vector<Expr> global_offset,
-                  layout::Shape shape, Loc loc = Loc::current());
+                  layout::Shape shape, bool masked = false, Loc loc = Loc::current());
   void commit_group(Loc loc = Loc::current());
   void wait_group(int n, Loc loc = Loc::current());
   void sync_threads(Loc loc = Loc::current());

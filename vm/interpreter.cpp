@@ -280,7 +280,7 @@ class BlockRunner {
         for (auto x : shape) count *= x;
         for (std::int64_t k = 0; k < count; ++k) {
           const Shape i = layout::delinearize(k, shape);
-          auto gbit = global_bit(inst, v, plus(goff, i), /*masked=*/true, ops[1].name);
+          auto gbit = global_bit(inst, v, plus(goff, i), inst.attrs.masked, ops[1].name);
           const std::uint32_t code = gbit ? isa::read_bits(v.buffer, *gbit, v.dtype.bits()) : 0u;  // zero-fill
           const std::int64_t sbit = shared_bit(inst, s, plus(soff, i), ops[0].name);
           uncommitted_.push_back({sbit, v.dtype.bits(), code});

@@ -60,7 +60,9 @@ inline RandomProgram random_program(std::uint64_t seed) {
   if (chance(40)) {
     // Through shared memory with cp.async, then loaded back with the default layout.
     line(fmt::format("%s = alloc_shared : shared {} @ row_major({},{})", shape, rows, cols));
-    line(fmt::format("copy_async %s[0, 0], %vx[blockIdx.x * {}, 0] {{shape=[{}, {}]}}", rows, rows, cols));
+    // Inside the view either way: unmasked copies carry no bounds tests, masked ones do.
+    line(fmt::format("copy_async %s[0, 0], %vx[blockIdx.x * {}, 0] {{shape=[{}, {}]{}}}", rows, rows, cols,
+                     chance(50) ? ", masked" : ""));
     line("commit_group");
     line("wait_group {n=0}");
     line("sync_threads");

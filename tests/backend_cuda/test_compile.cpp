@@ -245,7 +245,7 @@ TEST_CASE("bench traffic: the simulated block requests exactly its tiles' sector
   const auto report = bench::run(o);
   REQUIRE(report.rows.size() == 1);
   const auto& row = report.rows[0];
-  REQUIRE(programs::describe(row.schedule) == "w2 m1 s4 k1");  // two blocks of 32 columns
+  REQUIRE(programs::describe(row.schedule) == "w2 m1 s4 k1 whole");  // two blocks of 32 columns
   // Per block: A (16 x 256 f16) and its 32 x 256 int4 weights in whole sectors; scales: per warp and group,
   // two requests (columns c and c + 8 of each lane's pair) of 16 bytes, one sector each; C: per warp four
   // requests of 8 rows x 16 bytes, a sector per row. The kernel must be compiled with the launch's

@@ -227,7 +227,7 @@ TEST_CASE("swizzled shared offsets: a pipeline stage's term adds after the swizz
 TEST_CASE("parameter bounds: 32-bit addressing where every offset provably fits, checked at launch") {
   const programs::QuantFormat f{};
   passes::PipelineOptions o;
-  o.emit.divisibility = programs::quant_matmul_divisibility();
+  o.emit.divisibility = programs::quant_matmul_divisibility(f, {});
   const auto wide = passes::run_pipeline(programs::quant_matmul(f), o).kernel;
   // Without bounds M * K and the packed weights' byte count may exceed 2^31: 64-bit views.
   CHECK(wide.source.find("const ab::i64 t_gWbytes_extent1") != std::string::npos);
@@ -241,8 +241,8 @@ TEST_CASE("parameter bounds: 32-bit addressing where every offset provably fits,
   CHECK(narrow.source.find("const int t_gA3_stride1") != std::string::npos);
   CHECK(narrow.source.find("// index arithmetic assumes K <= 4096, M <= 16384, N <= 4096") != std::string::npos);
   CHECK(narrow.bounds == o.emit.bounds);
-  CHECK_NOTHROW(backend_cuda::check_param_bounds(narrow, {{"M", 16384}, {"N", 4096}, {"K", 4096}}));
-  CHECK_THROWS_WITH(backend_cuda::check_param_bounds(narrow, {{"M", 1}, {"N", 4096}, {"K", 8192}}),
+  CHECK_NOTHROW(backend_cuda::check_param_assumptions(narrow, {{"M", 16384}, {"N", 4096}, {"K", 4096}}));
+  CHECK_THROWS_WITH(backend_cuda::check_param_assumptions(narrow, {{"M", 1}, {"N", 4096}, {"K", 8192}}),
                     doctest::Contains("parameter K = 8192 exceeds the bound 4096 it was compiled for"));
   // Bounds that cannot make a view fit leave it 64-bit: N x K = 2^31 int4 weights are 1 GiB, but A's
   // M x K f16 under M <= 2^14, K <= 2^17 reach 4 GiB.

@@ -378,6 +378,12 @@ TEST_CASE("the simulator's checks: out of bounds, misaligned, barrier divergence
   vm::Arguments misaligned = vm::as_arguments(b, s);
   misaligned.buffers["a"] = std::span<std::uint8_t>(shifted).subspan(4);
   CHECK_THROWS_WITH_AS(add.launch(misaligned), doctest::Contains("misaligned 16-byte global access"), Error);
+  // The promise itself is checked at every launch: n = 1001 is refused by name before anything runs.
+  CHECK(lie.source.find("// accesses assume n % 4 == 0 (every launch checks)") != std::string::npos);
+  std::map<std::string, std::int64_t> odd = {{"n", 1001}};
+  auto bo = vm::random_buffers(programs::vector_add(), odd, 1);
+  CHECK_THROWS_WITH_AS(add.launch(vm::as_arguments(bo, odd)),
+                       doctest::Contains("parameter n = 1001 is not a multiple of 4, which it was compiled for"), Error);
   // A kernel compiled under a parameter bound refuses larger arguments before it runs.
   const auto bounded = passes::run_pipeline(programs::vector_add(), {{{}, {{"n", 512}}}, {}}).kernel;
   CHECK(bounded.source.find("index arithmetic assumes n <= 512") != std::string::npos);

@@ -159,7 +159,10 @@ TEST_CASE("matmul() with split-K: the call's own workspace, the caller's, and on
   MatmulOptions o;
   o.schedule = programs::Schedule{4, 1, 3, 4};
   auto r = matmul(problem_of(p), Device::sim(), o);
-  CHECK(r.schedule == *o.schedule);
+  // 64 columns are whole blocks of four warps and 256 of K whole chunks: the call runs the schedule as given,
+  // in whole tiles.
+  CHECK(r.schedule == with_whole_tiles(*o.schedule, f, 64, 256));
+  CHECK(r.schedule.whole_tiles);
   CHECK(r.counters.mma > 0);
   CHECK(testing::relative_error(p) <= testing::tolerance(f, 256));
   CHECK(matmul_workspace_bytes(*o.schedule, 3, 64) == 4u * 3 * 64 * 4);
@@ -171,7 +174,7 @@ TEST_CASE("matmul() with split-K: the call's own workspace, the caller's, and on
   matmul(q, Device::sim(), o);
   CHECK(testing::relative_error(p) <= testing::tolerance(f, 256));
   q.workspace_bytes = sizeof workspace - 4;
-  CHECK_THROWS_WITH_AS(matmul(q, Device::sim(), o), doctest::Contains("the workspace holds 3068 bytes, the schedule w4 m1 s3 k4 needs 3072"), Error);
+  CHECK_THROWS_WITH_AS(matmul(q, Device::sim(), o), doctest::Contains("the workspace holds 3068 bytes, the schedule w4 m1 s3 k4 whole needs 3072"), Error);
   o.schedule = programs::Schedule{4, 1, 3, 0};
   CHECK_THROWS_WITH_AS(matmul(problem_of(p), Device::sim(), o), doctest::Contains("split_k must be 1..64, not 0"), Error);
 }
@@ -306,6 +309,8 @@ TEST_CASE("tuning candidates fit the architecture's shared memory") {
   // four chunks an iteration too, where the stages fit (int2 at M = 1: the schedule choose_schedule takes)
   const programs::QuantFormat int2{isa::DataType::signed_int(2), isa::DataType::f16(), 128, programs::ZeroMode::None};
   const auto narrow = tuning_candidates(int2, 1, 4096, "sm_80");
-  CHECK(std::find(narrow.begin(), narrow.end(), programs::choose_schedule(int2, 1, 4096, 4096, {"sm_80", 0})) != narrow.end());
+  auto chosen = programs::choose_schedule(int2, 1, 4096, 4096, {"sm_80", 0});
+  chosen.whole_tiles = false;  // derived from N when a candidate runs (with_whole_tiles)
+  CHECK(std::find(narrow.begin(), narrow.end(), chosen) != narrow.end());
   CHECK(std::any_of(narrow.begin(), narrow.end(), [](const auto& s) { return s.unroll == 4; }));
 }

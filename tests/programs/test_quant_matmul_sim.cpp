@@ -1,11 +1,13 @@
 // Quantized matmul kernels compiled to CUDA: on the simulator against the double reference (sim), and
 // through NVRTC with zero spills (compile).
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <random>
 
 #include "backend_cuda/nvrtc.h"
 #include "backend_cuda/simulator.h"
+#include "isa/error.h"
 #include "passes/pipeline.h"
 #include "quant_matmul_harness.h"
 
@@ -201,4 +203,65 @@ TEST_CASE("shared memory traffic of the pipelined schedules is free of bank conf
       CHECK(testing::relative_error(p) <= testing::tolerance(f, p.K));
     }
   }
+}
+
+TEST_CASE("whole tiles: weights, scales and zeros loaded without bounds tests, the same products, the promise checked") {
+  // Shapes that are whole tiles of each schedule (N a multiple of 16 * warps, K of its unroll chunks); M
+  // keeps its tail (A and C stay masked). Each runs on the interpreter, which fails an unmasked access
+  // outside its view, and on the simulator, compiled with the divisibility facts matmul compiles with.
+  const testing::ScheduleCase cases[] = {
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 4, 2, true, 2}, 3, 64, 1024},
+      {{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float}, {2, 2, 3, 3}, 21, 96, 384},
+      {{isa::parse_dtype("f4e3m0"), DataType::f16(), 64, ZeroMode::None}, {4, 1, 4, 1, true, 4}, 5, 128, 1024},
+      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 32, ZeroMode::None, true}, {4, 1, 0, 3, true}, 8, 64, 192},
+      {{DataType::unsigned_int(2), DataType::f16(), 128, ZeroMode::Integer}, {2, 1, 4, 1, false, 2}, 17, 32, 512},
+      {{isa::parse_dtype("f8e4m3"), DataType::bf16(), 128, ZeroMode::None}, {8, 1, 3, 2, false, 2}, 16, 128, 1024},
+  };
+  int index = 0;
+  for (auto [f, s, M, N, K] : cases) {
+    CAPTURE(f.weights.name());
+    REQUIRE(programs::whole_tiles_fit(f, s, N, K));
+    s.whole_tiles = true;
+    CAPTURE(programs::describe(s));
+    passes::PipelineOptions o;
+    o.emit.divisibility = programs::quant_matmul_divisibility(f, s);
+    const auto whole = passes::run_pipeline(programs::quant_matmul(f, s), o).kernel;
+    CHECK(whole.source.find("< t_gS_extent") == std::string::npos);
+    CHECK(whole.source.find("< t_gWbytes_extent") == std::string::npos);
+    CHECK(whole.source.find("< t_gW_extent") == std::string::npos);
+    CHECK(whole.source.find("< t_gA") != std::string::npos);  // M's rows
+    CHECK(whole.source.find(fmt::format("N % {} == 0", 16 * s.warps)) != std::string::npos);
+    programs::Schedule masked = s;
+    masked.whole_tiles = false;
+    CHECK(passes::run_pipeline(programs::quant_matmul(f, masked), o).kernel.source.find("< t_gS_extent") != std::string::npos);
+    for (bool simulated : {false, true}) {
+      CAPTURE(simulated);
+      auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(900 + index++));
+      testing::run_schedule(p, s, [&](const vm::Program& prog, const vm::Arguments& args) {
+        if (!simulated) return vm::interpret(prog, args);
+        const auto lowered = passes::run_pipeline(prog, o);
+        backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(args);
+      });
+      CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
+    }
+  }
+  // A problem that is not whole tiles: the launch refuses it by name before it runs, and the interpreter
+  // would have stopped at the first load past the view.
+  const QuantFormat f{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None};
+  programs::Schedule s{4, 1, 4, 1, false, 2};
+  CHECK_FALSE(programs::whole_tiles_fit(f, s, 80, 256));
+  CHECK_FALSE(programs::whole_tiles_fit(f, s, 64, 128));  // one chunk: half an iteration
+  CHECK_FALSE(programs::whole_tiles_fit(programs::QuantFormat{f.weights, f.activations, 96}, s, 64, 192));  // 16 * 6 * 2
+  s.whole_tiles = true;
+  passes::PipelineOptions o;
+  o.emit.divisibility = programs::quant_matmul_divisibility(f, s);
+  const auto lowered = passes::run_pipeline(programs::quant_matmul(f, s), o);
+  const auto sim = backend_cuda::SimKernel::build(lowered.program, lowered.kernel);
+  auto p = testing::make_problem(f, 4, 80, 256, 5);
+  CHECK_THROWS_WITH_AS(sim.launch(testing::arguments(p)), doctest::Contains("parameter N = 80 is not a multiple of 64, which it was compiled for"),
+                       Error);
+  CHECK_THROWS_WITH_AS(vm::interpret(programs::quant_matmul(f, s), testing::arguments(p)),
+                       doctest::Contains("is outside the view %g"), Error);
+  auto q = testing::make_problem(f, 4, 64, 384, 6);
+  CHECK_THROWS_WITH_AS(sim.launch(testing::arguments(q)), doctest::Contains("parameter K = 384 is not a multiple of 256"), Error);
 }

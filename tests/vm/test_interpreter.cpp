@@ -211,12 +211,12 @@ TEST_CASE("async copies land at wait_group; reading an in-flight copy is an erro
   for (int i = 0; i < 32; ++i) CHECK(element(b["out"], f32, i) == element(b["x"], f32, i));
 }
 
-TEST_CASE("copy_async zero-fills outside the view") {
+TEST_CASE("copy_async: masked zero-fills outside the view, unmasked is an error there") {
   const std::string text = R"(program z(x: ptr<f16>, out: ptr<f16>, n: i32) grid(1) warps(1) {
   %v = global_view x {shape=[n], strides=[1]}
   %o = global_view out {shape=[64], strides=[1]}
   %s = alloc_shared : shared f16[64] @ row_major(64)
-  copy_async %s[0], %v[0] {shape=[64]}
+  copy_async %s[0], %v[0] {shape=[64], masked}
   commit_group
   wait_group {n=0}
   sync_threads
@@ -225,6 +225,18 @@ TEST_CASE("copy_async zero-fills outside the view") {
 }
 )";
   const vm::Program p = vm::parse(text);
+  // Without {masked} the copy asserts that every element is inside the view: n = 40 breaks it, n = 64 not.
+  std::string unmasked = text;
+  unmasked.replace(unmasked.find(", masked}"), 9, "}");
+  const vm::Program u = vm::parse(unmasked, "u.vm");
+  vm::HostBuffers ub;
+  ub["x"].assign(64 * 2, 0x3C);
+  ub["out"].assign(64 * 2, 0xFF);
+  CHECK_THROWS_WITH_AS(vm::interpret(u, vm::as_arguments(ub, {{"n", 40}})),
+                       doctest::Contains("u.vm:5:3: copy_async: element [40] is outside the view %v of shape [40]; add {masked}"),
+                       Error);
+  vm::interpret(u, vm::as_arguments(ub, {{"n", 64}}));
+  for (int i = 0; i < 64; ++i) CHECK(element(ub["out"], f16, i) == element(ub["x"], f16, 0));
   vm::HostBuffers b;
   b["x"].assign(64 * 2, 0x3C);  // 0x3C3C: every f16 is 1.0546875
   b["out"].assign(64 * 2, 0xFF);
