@@ -460,6 +460,23 @@ AB_DEVICE u32 hmul2(u32 a, u32 b) {
          (f32_to_f16(f16_to_f32(a >> 16) * f16_to_f32(b >> 16)) << 16);
 #endif
 }
+AB_DEVICE u32 hmin2(u32 a, u32 b) {  // f16x2 minimum per half (a NaN half gives the other operand's)
+#if defined(__CUDA_ARCH__)
+  u32 d;
+  asm("min.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+#else
+  AB_COUNT();
+  u32 out = 0;
+  for (int h = 0; h < 32; h += 16) {
+    const u32 x = (a >> h) & 0xFFFFu, y = (b >> h) & 0xFFFFu;
+    const float fx = f16_to_f32(x), fy = f16_to_f32(y);
+    const u32 m = fx != fx ? y : fy != fy ? x : fy < fx ? y : fx < fy ? x : (x | y);  // min(+0, -0) = -0
+    out |= m << h;
+  }
+  return out;
+#endif
+}
 AB_DEVICE u32 bfma2(u32 a, u32 b, u32 c) {  // bf16x2 a * b + c, rounded once per half
 #if defined(__CUDA_ARCH__)
   u32 d;

@@ -105,7 +105,7 @@ TEST_CASE("instruction selection is visible in the PTX") {
 }
 
 TEST_CASE("a failing compile reports numbered source, options, log and a reproducer") {
-  backend_cuda::EmittedKernel broken{"broken", "#include \"anybit_runtime.cuh\"\nextern \"C\" __global__ void broken() { int x = ; }\n", 32, 0, {}, {}, {}};
+  backend_cuda::EmittedKernel broken{"broken", "#include \"anybit_runtime.cuh\"\nextern \"C\" __global__ void broken() { int x = ; }\n", 32, 0, {}, {}, {}, {}};
   try {
     backend_cuda::compile(broken, {"sm_80"});
     FAIL("expected an error");

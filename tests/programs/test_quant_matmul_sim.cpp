@@ -265,3 +265,30 @@ TEST_CASE("whole tiles: weights, scales and zeros loaded without bounds tests, t
   auto q = testing::make_problem(f, 4, 64, 384, 6);
   CHECK_THROWS_WITH_AS(sim.launch(testing::arguments(q)), doctest::Contains("parameter K = 384 is not a multiple of 256"), Error);
 }
+
+TEST_CASE("f6e5m0 with f16 activations decodes halved into f16, the sum doubled once") {
+  const QuantFormat f{isa::parse_dtype("f6e5m0"), DataType::f16(), 64, ZeroMode::None};
+  const std::string text = vm::print(programs::quant_matmul(f));
+  CHECK(text.find("{dtype=f16, exp=-1}") != std::string::npos);  // the codes' cast
+  CHECK(text.find("dtype=f32, exp=") == std::string::npos);      // no scale per weight
+  CHECK(text.find("%unbiased = mul %acc") != std::string::npos);
+  passes::PipelineOptions o;
+  o.emit.divisibility = programs::quant_matmul_divisibility(f, {});
+  const auto lowered = passes::run_pipeline(programs::quant_matmul(f), o);
+  CAPTURE(fmt::format("{}", fmt::join(lowered.kernel.fallbacks, "; ")));
+  CHECK(lowered.kernel.fallbacks.empty());  // no cast element by element
+  CHECK(lowered.kernel.source.find("ab::hmin2(ab::hmul2(x & 0x7c007c00u, 0x38003800u), 0x78007800u)") != std::string::npos);
+  // Weights at the format's extremes (2^16 and 2^-14, both signs; 2^16 halves to f16's 2^15), every row,
+  // on the interpreter and the simulator.
+  auto p = testing::make_problem(f, 3, 32, 128, 78);
+  for (std::size_t i = 0; i < p.q.codes.size(); ++i) {
+    const std::uint32_t extremes[] = {0x1F, 0x3F, 0x01, 0x21, 0x00, 0x10};
+    if (i % 3 == 0) p.q.codes[i] = static_cast<std::uint8_t>(extremes[i / 3 % 6]);
+  }
+  p.buffers.at("Wp") = programs::pack_weights(f, p.q.codes, p.N, p.K);
+  vm::interpret(programs::quant_matmul(f), testing::arguments(p));
+  CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+  std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
+  backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(testing::arguments(p));
+  CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+}
