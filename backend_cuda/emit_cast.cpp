@@ -114,10 +114,12 @@ void Emitter::cast(const Instruction& inst) {
   scalar_cast(inst, source_slot);
 }
 
-void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot) {
+void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot, bool widen) {
   const TensorType& from = type(inst.operands[0].name);
   const TensorType& to = type(inst.result);
-  const DataType src_t = from.dtype, dst_t = to.dtype;
+  // widen: small floats into f32 by pairs, decoded as bf16x2 (which holds every value of them, and shares
+  // f32's exponent range) and each half moved into its own f32.
+  const DataType src_t = from.dtype, dst_t = widen ? DataType::bf16() : to.dtype;
   const int N = src_t.bits();
   const bool f16 = dst_t == DataType::f16();
   const std::string dst = value(inst.result);
@@ -126,6 +128,10 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
   declare_tile(inst.result, to);
   line("{{");
   ++indent_;
+  const auto store_pair = [&](std::int64_t j, const std::string& v) {
+    if (!widen) return line("{}[{}] = {};", dst, j, v);
+    line("{{ const ab::u32 p = {}; {}[{}] = p << 16; {}[{}] = p & 0xffff0000u; }}", v, dst, 2 * j, dst, 2 * j + 1);
+  };
   const std::string src_raw = value(inst.operands[0].name);
   // The codes as the generic and byte paths read them: signed codes in offset binary (code + 2^(N-1)),
   // every sign bit flipped once per source word, emitted on first use (the half-split, table and nibble
@@ -350,7 +356,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
         const std::uint32_t scale = isa::encode(dst_t, std::ldexp(1.0, dst_bias - bias + exp));
         v = f16 ? fmt::format("ab::hmul2({}, 0x{:08x}u)", v, pair(scale)) : fmt::format("ab::bfma2({}, 0x{:08x}u, 0x80008000u)", v, pair(scale));
       }
-      line("{}[{}] = {};", dst, j, v);
+      store_pair(j, v);
       continue;
     }
     // Codes at bit `pos` of each half: 0 for integers, high-aligned (16 - N) for small floats.
@@ -440,7 +446,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       result = fmt::format("ab::clear_where_all_ones({}, x, 0x{:08x}u, 0x{:08x}u, 0x{:08x}u)", result, pair(exp_hi),
                            pair(1u << (16 - N + M)), pair(0x03ffu));
     }
-    line("{}[{}] = {};", dst, j, result);
+    store_pair(j, result);
     --indent_;
     line("}}");
   }
@@ -456,6 +462,10 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
 void Emitter::small_float_to_f32(const Instruction& inst, const std::vector<std::int64_t>& source_slot) {
   const TensorType& from = type(inst.operands[0].name);
   const TensorType& to = type(inst.result);
+  // By pairs where the slots pair up: the codes of a pair move into bf16 fields together (the vector path's
+  // shifts and masks serve both), then each half becomes an f32 (sm_80, f8e7m0 M = 1: 10 -> 8 instructions
+  // a pair of weights with the scale's multiply and the conversion back).
+  if (to.layout->local_size() % 2 == 0) return vector_cast(inst, source_slot, /*widen=*/true);
   const DataType t = from.dtype;
   const int N = t.bits(), E = t.exponent_bits(), M = t.mantissa_bits();
   const std::string src = value(inst.operands[0].name), dst = value(inst.result);

@@ -69,7 +69,7 @@ class Emitter {
 
   // emit_cast.cpp
   void cast(const Instruction& inst);
-  void vector_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
+  void vector_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot, bool widen = false);
   void scalar_cast(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
   void small_float_to_f32(const Instruction& inst, const std::vector<std::int64_t>& source_slot);
 

@@ -112,6 +112,10 @@ TEST_CASE("dequant of packed codes: every code of every format to f16, bf16 and 
     CAPTURE(out.name());
     check_same(dequant_all(out), {}, 4, {}, every_code);
   }
+  // Small floats reach f32 by pairs: decoded as bf16x2, each half then widened.
+  const auto f32 = passes::run_pipeline(dequant_all(DataType::f32())).kernel;
+  CHECK(f32.source.find("const ab::u32 p = ") != std::string::npos);
+  CHECK(f32.source.find("= p & 0xffff0000u; }") != std::string::npos);
 }
 
 namespace {
