@@ -2,6 +2,7 @@
 // safe) and cp.async tile copies.
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "backend_cuda/emitter.h"
 #include "passes/ldmatrix.h"
@@ -337,6 +338,43 @@ void Emitter::copy_async(const Instruction& inst) {
   }
   // Chunk q goes to thread q % threads; a fixed trip count lets the loop unroll fully.
   const std::int64_t units = total / chunk, rounds = (units + threads - 1) / threads;
+  // The chunk's coordinates: row-major in the tile, the last dimension counting whole chunks.
+  const auto coordinates = [&](std::int64_t q) {
+    std::vector<std::int64_t> c(static_cast<std::size_t>(rank));
+    std::int64_t stride = 1;
+    for (int d = last; d >= 0; --d) {
+      const std::int64_t extent = d == last ? shape[d] / chunk : shape[d];
+      c[d] = (q / stride) % extent * (d == last ? chunk : 1);
+      stride *= extent;
+    }
+    return c;
+  };
+  // Unmasked copies whose global offset moves by r * step elements from round 0 to round r, for every
+  // thread, along constant strides: the rounds address from one pointer at constant distances (immediate
+  // offsets of one 64-bit address, where each round had built its own).
+  bool stepped = false;  // and by how many elements a round
+  std::int64_t step = 0;
+  if (!inst.attrs.masked && chunk_bytes > 0 && rounds > 1) {
+    const auto offset = [&](const std::vector<std::int64_t>& c) -> std::optional<std::int64_t> {
+      std::int64_t o = 0;
+      for (int d = 0; d < rank; ++d) {
+        if (c[d] == 0) continue;
+        if (!g.global_strides[d].is_constant()) return std::nullopt;
+        o += c[d] * g.global_strides[d].constant();
+      }
+      return o;
+    };
+    const auto first = offset(coordinates(threads)), base = offset(coordinates(0));
+    stepped = first && base;
+    if (stepped) step = *first - *base;
+    for (std::int64_t t = 0; stepped && t < threads; ++t) {
+      const auto at0 = offset(coordinates(t));
+      for (std::int64_t r = 1; stepped && r < rounds && t + r * threads < units; ++r) {
+        const auto at = offset(coordinates(t + r * threads));
+        stepped = at0 && at && *at - *at0 == r * step;
+      }
+    }
+  }
   line("#pragma unroll");
   line("for (int r = 0; r < {}; ++r) {{", rounds);
   ++indent_;
@@ -359,7 +397,19 @@ void Emitter::copy_async(const Instruction& inst) {
   line("ab::u8* const dst = {};", shared_address(sbase, sh, sidx, bits));
   const std::string from = byte_offset(global_element(view, gidx), bits);
   if (!inst.attrs.masked) {  // every element inside the view (the interpreter checks): no bounds tests
-    if (chunk_bytes > 0) {
+    if (chunk_bytes > 0 && stepped) {
+      // Round 0's offset (the coordinates of chunk tid) plus r whole steps, in bytes.
+      std::vector<std::string> gidx0(rank);
+      std::int64_t stride = 1;
+      for (int d = last; d >= 0; --d) {
+        const std::int64_t extent = d == last ? shape[d] / chunk : shape[d];
+        const std::string c = fmt::format("(int)(tid / {} % {}{})", stride, extent, d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
+        gidx0[d] = narrow ? fmt::format("((int)({}) + {})", expr(goff[d]), c) : fmt::format("({} + {})", expr(goff[d]), c);
+        stride *= extent;
+      }
+      line("ab::cp_async<{}>(dst, {} + {}({}) + r * {}, {});", chunk_bytes, view, narrow ? "(ab::u32)" : "",
+           byte_offset(global_element(view, gidx0), bits), step * bits / 8, chunk_bytes);
+    } else if (chunk_bytes > 0) {
       line("ab::cp_async<{}>(dst, {} + {}({}), {});", chunk_bytes, view, narrow ? "(ab::u32)" : "", from, chunk_bytes);
     } else if (bits % 8 == 0) {
       line("ab::u32 v = 0u;");

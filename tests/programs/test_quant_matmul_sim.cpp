@@ -231,6 +231,11 @@ TEST_CASE("whole tiles: weights, scales and zeros loaded without bounds tests, t
     CHECK(whole.source.find("< t_gW_extent") == std::string::npos);
     CHECK(whole.source.find("< t_gA") != std::string::npos);  // M's rows
     CHECK(whole.source.find(fmt::format("N % {} == 0", 16 * s.warps)) != std::string::npos);
+    // A stage's weight copy takes several rounds of the block's threads: they address from round 0's
+    // offset at constant distances.
+    if (s.stages > 0) CHECK(whole.source.find("ab::cp_async<16>(dst, t_gW") != std::string::npos);
+    if (s.stages > 0 && programs::chunk_steps(f) * f.weights.bits() > 16)  // c b bytes a lane: more than 16
+      CHECK(whole.source.find(") + r * ") != std::string::npos);
     programs::Schedule masked = s;
     masked.whole_tiles = false;
     CHECK(passes::run_pipeline(programs::quant_matmul(f, masked), o).kernel.source.find("< t_gS_extent") != std::string::npos);
