@@ -9,7 +9,7 @@
 //   OPERAND    := %NAME[EXPR, ...] | %NAME | NAME (pointer parameter)
 //   TYPE       := DTYPE[N, ...] [@ REGISTER_LAYOUT] | shared DTYPE[N, ...] @ SHARED_LAYOUT
 //   ATTR       := dtype=DTYPE | shape=[EXPR, ...] | strides=[EXPR, ...] | dims=[N, ...] | op=NAME | n=N
-//               | init=NUMBER | masked
+//               | init=NUMBER | masked | exp=N
 #include <fmt/format.h>
 
 #include "vm/program.h"
