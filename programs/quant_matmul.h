@@ -53,9 +53,10 @@ struct Schedule {
   // instructions of an iteration's 110 besides the decode and the mma). The packed layout is unchanged.
   int unroll = 1;
   // The problem is whole tiles (whole_tiles_fit): N a multiple of the block's 16 * warps columns and K of
-  // its `unroll` chunks. Weight, scale and zero loads then go without bounds tests (int4 M = 1 on sm_80: 253
-  // -> 226 instructions an iteration); the kernel's divisibility facts (quant_matmul_divisibility) say so,
-  // and every launch checks them. choose_schedule sets it, and matmul for any schedule it runs.
+  // its `unroll` chunks. Weight, scale and zero loads then go without bounds tests (int4 M = 1 on sm_80:
+  // 250 -> 223 instructions in an average iteration); the kernel's divisibility facts
+  // (quant_matmul_divisibility) say so, and every launch checks them. choose_schedule sets it, and matmul
+  // for any schedule it runs.
   bool whole_tiles = false;
   bool operator==(const Schedule&) const = default;
 };
