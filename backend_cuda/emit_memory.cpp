@@ -338,16 +338,21 @@ void Emitter::copy_async(const Instruction& inst) {
   }
   // Chunk q goes to thread q % threads; a fixed trip count lets the loop unroll fully.
   const std::int64_t units = total / chunk, rounds = (units + threads - 1) / threads;
-  // The chunk's coordinates: row-major in the tile, the last dimension counting whole chunks.
+  // Chunk q's coordinates: row-major in the tile, the last dimension counting whole chunks. Dimension d's
+  // is (q / below[d]) % extent[d] (times the chunk in the last).
+  std::vector<std::int64_t> below(static_cast<std::size_t>(rank)), extents(static_cast<std::size_t>(rank));
+  for (std::int64_t d = last, stride = 1; d >= 0; --d) {
+    extents[d] = d == last ? shape[d] / chunk : shape[d];
+    below[d] = stride;
+    stride *= extents[d];
+  }
   const auto coordinates = [&](std::int64_t q) {
     std::vector<std::int64_t> c(static_cast<std::size_t>(rank));
-    std::int64_t stride = 1;
-    for (int d = last; d >= 0; --d) {
-      const std::int64_t extent = d == last ? shape[d] / chunk : shape[d];
-      c[d] = (q / stride) % extent * (d == last ? chunk : 1);
-      stride *= extent;
-    }
+    for (int d = 0; d < rank; ++d) c[d] = (q / below[d]) % extents[d] * (d == last ? chunk : 1);
     return c;
+  };
+  const auto coordinate_text = [&](int d, const char* q) {
+    return fmt::format("({} / {}) % {}{}", q, below[d], extents[d], d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
   };
   // Unmasked copies whose global offset moves by r * step elements from round 0 to round r, for every
   // thread, along constant strides: the rounds address from one pointer at constant distances (immediate
@@ -380,13 +385,7 @@ void Emitter::copy_async(const Instruction& inst) {
   ++indent_;
   line("const int q = tid + r * {};", threads);
   if (units % threads != 0) line("if (q >= {}) break;", units);
-  // Row-major position of this chunk in the tile; the last dimension counts whole chunks.
-  std::int64_t stride = 1;
-  for (int d = last; d >= 0; --d) {
-    const std::int64_t extent = d == last ? shape[d] / chunk : shape[d];
-    line("const int c{} = (q / {}) % {}{};", d, stride, extent, d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
-    stride *= extent;
-  }
+  for (int d = last; d >= 0; --d) line("const int c{} = {};", d, coordinate_text(d, "q"));
   // Global indices in 32 bits when the view's offsets fit, and so do these indices.
   const bool narrow = narrow_indices(inst.operands[1].name, goff, shape);
   std::vector<std::string> gidx(rank), sidx(rank);
@@ -400,12 +399,9 @@ void Emitter::copy_async(const Instruction& inst) {
     if (chunk_bytes > 0 && stepped) {
       // Round 0's offset (the coordinates of chunk tid) plus r whole steps, in bytes.
       std::vector<std::string> gidx0(rank);
-      std::int64_t stride = 1;
-      for (int d = last; d >= 0; --d) {
-        const std::int64_t extent = d == last ? shape[d] / chunk : shape[d];
-        const std::string c = fmt::format("(int)(tid / {} % {}{})", stride, extent, d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
+      for (int d = 0; d < rank; ++d) {
+        const std::string c = fmt::format("(int)({})", coordinate_text(d, "tid"));
         gidx0[d] = narrow ? fmt::format("((int)({}) + {})", expr(goff[d]), c) : fmt::format("({} + {})", expr(goff[d]), c);
-        stride *= extent;
       }
       line("ab::cp_async<{}>(dst, {} + {}({}) + r * {}, {});", chunk_bytes, view, narrow ? "(ab::u32)" : "",
            byte_offset(global_element(view, gidx0), bits), step * bits / 8, chunk_bytes);
