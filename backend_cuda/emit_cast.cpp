@@ -403,7 +403,7 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
       // (2^16), which f16 reads as inf: the magnitude is halved, clamped to 2^15 (inf's half) and given its
       // sign back. Four instructions a pair (f6e4m1's generic decode takes three).
       line("const ab::u32 h = ab::hmin2(ab::hmul2(x & 0x7c007c00u, 0x38003800u), 0x78007800u);");
-      line("{}[{}] = ab::lop3<0xf8>(h, x, 0x80008000u);", dst, j);  // h | (x & sign)
+      store_pair(j, "ab::lop3<0xf8>(h, x, 0x80008000u)");  // h | (x & sign)
       --indent_;
       line("}}");
       continue;

@@ -80,7 +80,7 @@ double simulated_block_bytes(const QuantFormat& f, const Schedule& s, std::int64
   const std::int64_t N = 16 * s.warps;
   Schedule one = s;
   one.split_k = 1;
-  one.whole_tiles = programs::whole_tiles_fit(f, one, N, K);
+  one = programs::with_whole_tiles(one, f, N, K);
   static std::map<std::string, std::unique_ptr<backend_cuda::SimKernel>> kernels;
   const auto program = programs::quant_matmul(f, one);
   auto& sim = kernels[program.name];

@@ -162,7 +162,7 @@ programs::Schedule schedule_for(const MatmulProblem& p, bool gpu, const MatmulOp
     }
     return programs::choose_schedule(p.format, p.M, p.N, p.K);
   };
-  return with_whole_tiles(chosen(), p.format, p.N, p.K);
+  return programs::with_whole_tiles(chosen(), p.format, p.N, p.K);
 }
 
 // Split-K workspace bytes the schedule needs; anybit::Error when the caller's workspace is smaller.
@@ -177,11 +177,6 @@ std::size_t workspace_needed(const MatmulProblem& p, const programs::Schedule& s
 std::map<std::string, std::int64_t> scalars(const MatmulProblem& p) { return {{"M", p.M}, {"N", p.N}, {"K", p.K}}; }
 
 }  // namespace
-
-programs::Schedule with_whole_tiles(programs::Schedule s, const programs::QuantFormat& f, std::int64_t N, std::int64_t K) {
-  s.whole_tiles = programs::whole_tiles_fit(f, s, N, K);
-  return s;
-}
 
 std::size_t matmul_workspace_bytes(const programs::Schedule& s, std::int64_t M, std::int64_t N) {
   return s.split_k > 1 ? static_cast<std::size_t>(s.split_k * M * N) * 4 : 0;

@@ -71,10 +71,6 @@ MatmulResult matmul_device(const MatmulProblem& problem, const MatmulOptions& op
 programs::Schedule matmul_schedule(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K,
                                    Device device = Device::best());
 std::size_t matmul_workspace_bytes(const programs::Schedule& s, std::int64_t M, std::int64_t N);
-// s with whole_tiles set exactly when an N x K problem is whole tiles of it (programs::whole_tiles_fit):
-// derived from the shape, whatever s said. Every schedule matmul runs, chosen, tuned or given, goes
-// through it.
-programs::Schedule with_whole_tiles(programs::Schedule s, const programs::QuantFormat& f, std::int64_t N, std::int64_t K);
 
 // GPU only: times every candidate schedule for this problem on GPU 0 (median of `repeats` runs each, after a
 // warm-up) and stores the fastest in the cache directory, where later calls find it.

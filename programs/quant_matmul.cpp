@@ -253,8 +253,7 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
     if (2 * shared_bytes(f, twice) > limit) twice.stages = 3;
     if (2 * shared_bytes(f, twice) <= limit) s = twice;
   }
-  s.whole_tiles = whole_tiles_fit(f, s, N, K);
-  return s;
+  return with_whole_tiles(s, f, N, K);
 }
 
 namespace {
@@ -324,6 +323,11 @@ std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s) {
 bool whole_tiles_fit(const QuantFormat& f, const Schedule& s, std::int64_t N, std::int64_t K) {
   const std::int64_t k_unit = 16LL * chunk_steps(f) * s.unroll;
   return N % (16LL * s.warps) == 0 && K % k_unit == 0 && (k_unit & (k_unit - 1)) == 0;
+}
+
+Schedule with_whole_tiles(Schedule s, const QuantFormat& f, std::int64_t N, std::int64_t K) {
+  s.whole_tiles = whole_tiles_fit(f, s, N, K);
+  return s;
 }
 
 std::map<std::string, std::int64_t> quant_matmul_divisibility(const QuantFormat& f, const Schedule& s) {

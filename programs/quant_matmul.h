@@ -127,6 +127,9 @@ std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s);
 // Whether an N x K problem is whole tiles of schedule s (Schedule::whole_tiles): N a multiple of 16 * warps,
 // K of 16 * chunk_steps * unroll, a power of two (so that the emitter and the launch check can state it).
 bool whole_tiles_fit(const QuantFormat& f, const Schedule& s, std::int64_t N, std::int64_t K);
+// s with whole_tiles set exactly when the problem is whole tiles of it: derived from the shape, whatever s
+// said. choose_schedule's choice, and every schedule matmul runs (chosen, tuned or given), go through it.
+Schedule with_whole_tiles(Schedule s, const QuantFormat& f, std::int64_t N, std::int64_t K);
 
 // What validate() guarantees about quant_matmul's parameters (N and K multiples of 16), and with whole
 // tiles what they promise, as divisibility facts for the emitter (EmitOptions::divisibility): every caller

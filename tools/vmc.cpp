@@ -403,7 +403,7 @@ int cmd_matmul(const MatmulCommand& o) {
   const Device device = o.run == "gpu" ? Device::gpu() : o.run == "sim" ? Device::sim() : Device::best();
   const bool on_gpu = (o.run == "gpu" || o.run == "auto") && backend_cuda::driver_status().available;
   const programs::Schedule schedule =
-      anybit::with_whole_tiles(!o.schedule.empty() ? anybit::parse_schedule(o.schedule)
+      programs::with_whole_tiles(!o.schedule.empty() ? anybit::parse_schedule(o.schedule)
                                : on_gpu            ? anybit::matmul_schedule(f, o.M, o.N, o.K, Device::gpu())
                                                    : programs::choose_schedule(f, o.M, o.N, o.K, {o.arch, 0}),
                                f, o.N, o.K);

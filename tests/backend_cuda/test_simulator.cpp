@@ -323,7 +323,7 @@ void check_close(const vm::Program& p, const std::map<std::string, std::int64_t>
 
 backend_cuda::EmittedKernel raw_kernel(const std::string& name, const std::string& body, int threads) {
   return {name, "#include \"anybit_runtime.cuh\"\nextern \"C\" __global__ void " + name + "(ab::u8* out) {\n" + body + "\n}\n",
-          threads, 0, {}, {}, {}};
+          threads, 0, {}, {}, {}, {}};
 }
 
 }  // namespace

@@ -161,7 +161,7 @@ TEST_CASE("matmul() with split-K: the call's own workspace, the caller's, and on
   auto r = matmul(problem_of(p), Device::sim(), o);
   // 64 columns are whole blocks of four warps and 256 of K whole chunks: the call runs the schedule as given,
   // in whole tiles.
-  CHECK(r.schedule == with_whole_tiles(*o.schedule, f, 64, 256));
+  CHECK(r.schedule == programs::with_whole_tiles(*o.schedule, f, 64, 256));
   CHECK(r.schedule.whole_tiles);
   CHECK(r.counters.mma > 0);
   CHECK(testing::relative_error(p) <= testing::tolerance(f, 256));
