@@ -65,8 +65,13 @@ std::string print(const Expr& e) {
   switch (e.op()) {
     case ExprOp::Const: return std::to_string(e.constant());
     case ExprOp::Var: return e.name();
-    case ExprOp::Neg: return "-" + operand(e.lhs(), 8);
-    case ExprOp::Not: return "!" + operand(e.lhs(), 8);
+    // A prefix operator's operand is bare when it is itself a prefix operator or an atom (`- -x`, `!-x`), so
+    // printed text never nests deeper than the text it was parsed from.
+    case ExprOp::Neg: {
+      const std::string s = operand(e.lhs(), 7);
+      return (s.starts_with('-') ? "- " : "-") + s;
+    }
+    case ExprOp::Not: return "!" + operand(e.lhs(), 7);
     default: break;
   }
   const OpInfo i = info(e.op());

@@ -1,4 +1,5 @@
 // .vm text parser: the grammar is in printer.cpp. Errors name file:line:column and what was expected.
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -14,6 +15,7 @@ using isa::OperandKind;
 
 // Nesting deeper than this is rejected instead of risking the parser's stack.
 constexpr int kMaxDepth = 64;
+constexpr int kMaxHeight = 512;
 
 class Parser {
  public:
@@ -192,11 +194,23 @@ class Parser {
     return q;
   }
 
-  // Expressions, by precedence climbing.
-  Expr expression() { return binary(1); }
-  Expr binary(int level) {
+  // Expressions, by precedence climbing. Two limits keep every later recursion over an expression safe:
+  // kMaxDepth on the parser's own nesting (parentheses, prefix operators, calls) and kMaxHeight on the
+  // height of the tree it builds, which a long chain such as `n + n + ... + n` grows without nesting.
+  struct Parsed {
+    Expr expr;
+    int height = 1;
+  };
+  Expr expression() { return binary(1).expr; }
+  Parsed node(isa::ExprOp op, const Parsed& a, const Parsed& b, Position at) const {
+    const int height = std::max(a.height, b.height) + 1;
+    if (height > kMaxHeight)
+      throw error_at(at, fmt::format("expression more than {} operators deep (split it with let)", kMaxHeight));
+    return {Expr::make(op, a.expr, b.expr), height};
+  }
+  Parsed binary(int level) {
     if (level > 6) return unary();
-    Expr lhs = binary(level + 1);
+    Parsed lhs = binary(level + 1);
     for (;;) {
       skip();
       const std::string_view rest = text_.substr(pos_);
@@ -217,47 +231,49 @@ class Parser {
           break;
         }
       if (!match) return lhs;
+      const Position at = here();
       pos_ += match->text.size();
-      lhs = Expr::make(match->op, lhs, binary(level + 1));
+      lhs = node(match->op, lhs, binary(level + 1), at);
     }
   }
-  Expr unary() {
+  Parsed unary() {
     if (++depth_ > kMaxDepth) throw error_at(here(), fmt::format("expression nested deeper than {}", kMaxDepth));
-    Expr e = unary_inner();
+    Parsed e = unary_inner();
     --depth_;
     return e;
   }
-  Expr unary_inner() {
+  Parsed unary_inner() {
+    const Position at = mark();
     if (accept('-')) {
       skip();
       if (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) {
-        const auto at = mark();
+        const auto literal = mark();
         const std::int64_t v = integer();
-        if (v == INT64_MIN) throw error_at(at, "integer literal out of range");
-        return Expr(-v);
+        if (v == INT64_MIN) throw error_at(literal, "integer literal out of range");
+        return {Expr(-v)};
       }
-      return -unary();
+      return node(isa::ExprOp::Neg, unary(), Parsed{}, at);
     }
-    if (accept('!')) return !unary();
+    if (accept('!')) return node(isa::ExprOp::Not, unary(), Parsed{}, at);
     if (accept('(')) {
-      Expr e = expression();
+      Parsed e = binary(1);
       expect(')');
       return e;
     }
     skip();
-    if (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) return Expr(integer());
+    if (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) return {Expr(integer())};
     if (!peek_identifier()) fail("an expression");
     const std::string name = identifier("a name");
     for (auto [fn, op] : {std::pair{"min", isa::ExprOp::Min}, {"max", isa::ExprOp::Max}, {"ceil_div", isa::ExprOp::CeilDiv}})
       if (name == fn && peek('(')) {
         expect('(');
-        Expr a = expression();
+        Parsed a = binary(1);
         expect(',');
-        Expr b = expression();
+        Parsed b = binary(1);
         expect(')');
-        return Expr::make(op, a, b);
+        return node(op, a, b, at);
       }
-    return Expr::var(name);
+    return {Expr::var(name)};
   }
   std::vector<Expr> expression_list() {
     std::vector<Expr> out;

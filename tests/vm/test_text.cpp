@@ -159,3 +159,29 @@ TEST_CASE("deep nesting is an error, not a stack overflow") {
   loops += "}\n";
   CHECK_THROWS_WITH_AS(vm::parse(loops), doctest::Contains("statements nested deeper than 64"), Error);
 }
+
+TEST_CASE("a long operator chain is an error, not a stack overflow") {
+  // No nesting at all, but a tree as tall as the chain: every later pass recurses over it.
+  const auto chain = [](int terms) {
+    std::string s = "program p(n: i32) grid(1) warps(1) {\n  let x = n";
+    for (int i = 1; i < terms; ++i) s += i % 2 ? " + n" : " * n";
+    return s + "\n}\n";
+  };
+  CHECK_NOTHROW(vm::parse(chain(400)));
+  CHECK_THROWS_WITH_AS(vm::parse(chain(3'000'000), "t.vm"), doctest::Contains("t.vm:2:"), Error);
+  CHECK_THROWS_WITH_AS(vm::parse(chain(3'000'000)), doctest::Contains("more than 512 operators deep"), Error);
+}
+
+TEST_CASE("prefix operators print no deeper than they parse") {
+  // 40 negations nest 40 deep; printed as -(-(...)) they had nested 80 deep and no longer parsed.
+  for (const std::string& prefix : {std::string(40, '-'), std::string("-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!-!")}) {
+    CAPTURE(prefix);
+    const std::string text = "program p(n: i32) grid(1) warps(1) {\n  let x = " + prefix + "n * 2 + " + prefix + "3\n}\n";
+    const vm::Program once = vm::parse(text);
+    const std::string printed = vm::print(once);
+    CHECK(printed.find('(', printed.find("let")) == std::string::npos);
+    CHECK(vm::print(vm::parse(printed)) == printed);
+  }
+  const vm::Program p = vm::parse("program p(n: i32) grid(1) warps(1) {\n  let x = -(-n) - -(-5) + !(-n)\n}\n");
+  CHECK(vm::print(p).find("let x = - -n - - -5 + !-n") != std::string::npos);
+}
