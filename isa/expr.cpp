@@ -68,6 +68,8 @@ std::string print(const Expr& e) {
     // A prefix operator's operand is bare when it is itself a prefix operator or an atom (`- -x`, `!-x`), so
     // printed text never nests deeper than the text it was parsed from.
     case ExprOp::Neg: {
+      // `-5` would read back as the constant -5: a negated constant keeps its parentheses.
+      if (e.lhs().is_constant() && e.lhs().constant() >= 0) return "-(" + print(e.lhs()) + ")";
       const std::string s = operand(e.lhs(), 7);
       return (s.starts_with('-') ? "- " : "-") + s;
     }

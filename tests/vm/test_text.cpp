@@ -184,4 +184,9 @@ TEST_CASE("prefix operators print no deeper than they parse") {
   }
   const vm::Program p = vm::parse("program p(n: i32) grid(1) warps(1) {\n  let x = -(-n) - -(-5) + !(-n)\n}\n");
   CHECK(vm::print(p).find("let x = - -n - - -5 + !-n") != std::string::npos);
+  // A negated constant is not a negative literal: -(0) and -(-(3)) read back as they were written.
+  const std::string constants = "program p(n: i32) grid(1) warps(1) {\n  let x = - -(0) - -(3)\n}\n";
+  const std::string printed = vm::print(vm::parse(constants));
+  CHECK(printed.find("let x = - -(0) - -(3)") != std::string::npos);
+  CHECK(vm::print(vm::parse(printed)) == printed);
 }
