@@ -31,6 +31,25 @@ RegisterLayout accumulator_layout(int warps) { return spatial({1, warps}) * loca
 
 double scale_value(const QuantFormat& f, std::uint32_t code) { return isa::decode(f.activations, code); }
 
+// A code of the format as the packed layout holds it (packed_code_type), and back. Sign-magnitude codes of
+// a small float with one exponent bit become the two's complement integer of the same value (the factor
+// 2^(1 - m) aside); -0 becomes 0.
+std::uint32_t to_packed_code(DataType w, std::uint32_t code) {
+  if (packed_code_type(w) == w) return code;
+  const int b = w.bits();
+  const std::int32_t magnitude = static_cast<std::int32_t>(code & ((1u << (b - 1)) - 1));
+  const std::int32_t value = (code >> (b - 1)) & 1 ? -magnitude : magnitude;
+  return static_cast<std::uint32_t>(value) & w.code_mask();
+}
+std::uint32_t from_packed_code(DataType w, std::uint32_t code, std::int64_t n, std::int64_t k) {
+  if (packed_code_type(w) == w) return code;
+  const int b = w.bits();
+  const std::uint32_t sign = 1u << (b - 1);
+  if (code == sign)  // -2^(b-1): no value of the format
+    throw Error(fmt::format("unpack_weights: the packed code of W[{}, {}] is {:#x}, which is no {} value", n, k, code, w.name()));
+  return code & sign ? sign | ((~code + 1) & (sign - 1)) : code;
+}
+
 // A lane's weight stream travels through shared memory in 16-byte pieces when it is a multiple of 32
 // bytes (this many pieces), else as one flat run of bytes per stage (0).
 int weight_pieces(const QuantFormat& f) {
@@ -277,6 +296,10 @@ void for_each_packed_code(const QuantFormat& f, std::int64_t N, std::int64_t K, 
 
 }  // namespace
 
+DataType packed_code_type(DataType w) {
+  return w.is_float() && w.bits() <= 8 && w.exponent_bits() == 1 ? DataType::signed_int(w.bits()) : w;
+}
+
 std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K) {
   validate(f, 1, N, K);
   return static_cast<std::size_t>(N * K / 8 * f.weights.bits());
@@ -290,7 +313,7 @@ std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<s
   std::vector<std::uint8_t> out(packed_size(f, N, K), 0);
   const int b = f.weights.bits();
   for_each_packed_code(f, N, K, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
-    isa::write_bits(out, bit, b, codes[n * K + k]);
+    isa::write_bits(out, bit, b, to_packed_code(f.weights, codes[n * K + k]));
   });
   return out;
 }
@@ -303,7 +326,7 @@ std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(N * K));
   const int b = f.weights.bits();
   for_each_packed_code(f, N, K, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
-    codes[n * K + k] = static_cast<std::uint8_t>(isa::read_bits(packed, bit, b));
+    codes[n * K + k] = static_cast<std::uint8_t>(from_packed_code(f.weights, isa::read_bits(packed, bit, b), n, k));
   });
   return codes;
 }
@@ -366,13 +389,19 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const bool halved = act == DataType::f16() && f.weights.is_float() && f.weights.exponent_bits() == 5 &&
                       f.weights.mantissa_bits() == 0 && !f.weights.has_inf() && f.zeros == ZeroMode::None;
   const bool fold_scale = halved || isa::max_finite(f.weights) <= isa::max_finite(act);
+  // Small floats with one exponent bit are packed as integers (packed_code_type): they decode as integers
+  // do (offset decode: one lop3 a pair and a correction mma, against four instructions a pair moving a
+  // sign and its fields), and their factor 2^(1 - m) multiplies the f32 sum once after the loop.
+  const DataType codes_type = packed_code_type(f.weights);
+  const bool as_integer = codes_type != f.weights;
+  const int integer_exp = as_integer ? 1 - f.weights.mantissa_bits() : 0;
   // Small floats decode by moving their fields into f16's, which leaves every value times 2^(bias - 15);
   // the cast normally multiplies that back per pair. With the scale applied per group (and no zero
   // points subtracted from the decoded weights) the factor is one of the whole sum instead, applied once
   // after the loop (exact in f32: 2^-15..2^16): one packed multiply less per pair of weights, and no
   // multiply of the scales either.
   const int bias_fold = halved ? -1
-                        : fold_scale && act == DataType::f16() && f.weights.is_float() && f.zeros == ZeroMode::None
+                        : fold_scale && act == DataType::f16() && f.weights.is_float() && !as_integer && f.zeros == ZeroMode::None
                             ? f.weights.exponent_bias() - 15
                             : 0;
   // Formats beyond f16 decode to f32 by moving their fields into f32's, which leaves every value times
@@ -522,6 +551,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     for (int j = 0; j < u; ++j) {
       if (fold_scale && steps_per_group == 1) early_scale[j] = group_scale(gs[j], j);
       if (f.zeros != ZeroMode::None) zeros[j] = group_tile(Z, zt, gs[j], 16 * c, wl);
+      if (f.zeros != ZeroMode::None && integer_exp)  // zero points in the integers' units: z * 2^(m - 1), exact
+        zeros[j] = bld.mul(zeros[j], bld.alloc_register(vm::reg(zt, {16 * c, width}, wl), std::ldexp(1.0, -integer_exp)));
       if (!fold_scale) weight_scale[j] = group_tile(S, act, gs[j], 16 * c, wl);
     }
     Expr stage = 0;
@@ -545,7 +576,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       }
       a = bld.name(a, nm("a", j));
       bytes = bld.name(bytes, nm("bytes", j));
-      auto codes = bld.name(bld.view(bytes, vm::reg(f.weights, {16 * c, width}, half_split_layout(wl, b))), nm("codes", j));
+      auto codes = bld.name(bld.view(bytes, vm::reg(codes_type, {16 * c, width}, half_split_layout(wl, b))), nm("codes", j));
       const int fold = bias_fold ? bias_fold : wide_fold;
       auto w = bld.name(fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), fold)
                              : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
@@ -568,8 +599,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       });
     }
   });
-  if (bias_fold)  // every weight was decoded times 2^(bias - 15) (f6e5m0: 2^-1)
-    bld.assign(acc, bld.name(bld.mul(acc, bld.alloc_register(vm::reg(f32, acc_shape, cl), std::ldexp(1.0, -bias_fold))), "unbiased"));
+  // Every weight was decoded times 2^(bias - 15) (f6e5m0: 2^-1), or as an integer 2^(m - 1) times its value.
+  if (const int after_loop = as_integer ? integer_exp : -bias_fold)
+    bld.assign(acc, bld.name(bld.mul(acc, bld.alloc_register(vm::reg(f32, acc_shape, cl), std::ldexp(1.0, after_loop))), "unbiased"));
   if (pipelined) bld.wait_group(0);  // nothing is in flight after the last chunk; this states it
   if (split) {  // this slice's f32 partial sums; splitk_reduce adds the slices (and the bias)
     if (swap) {

@@ -101,7 +101,7 @@ struct Quantized {
 // -min / scale) with integer or float zeros (unsigned integer formats only).
 Quantized quantize(const QuantFormat& f, const std::vector<float>& weights, std::int64_t N, std::int64_t K);
 
-// The kernel's weight layout, and its inverse (bit-exact round trip). N x K codes at b bits take exactly
+// The kernel's weight layout, and its inverse (bit-exact round trip but for the -0 of packed_code_type). N x K codes at b bits take exactly
 // N * K * b / 8 bytes: streams of c * b bytes (c = min(4, g / 16) K steps of 16), one per lane of each
 // 16-column tile, ordered by K chunk, then tile, then lane, so a block's chunk is one contiguous run.
 std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& codes, std::int64_t N,
@@ -109,6 +109,11 @@ std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<s
 std::vector<std::uint8_t> unpack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& packed, std::int64_t N,
                                          std::int64_t K);
 std::size_t packed_size(const QuantFormat& f, std::int64_t N, std::int64_t K);
+// The codes the packed layout holds for a weight format: the format's own, except for small floats with
+// one exponent bit (f3e1m1, f4e1m2 ... f8e1m6), whose values are sign-magnitude integers times 2^(1 - m):
+// those are stored as the two's complement integer of the same width (f3e1m1 as int3, f4e1m2 as int4 of
+// twice the value), so the kernel decodes them as integers. Their -0 unpacks as 0.
+isa::DataType packed_code_type(isa::DataType weights);
 
 // The kernel as a VM program: parameters A, Wp (packed), S, [Z], [B (bias)], C, M, N, K; with split_k > 1
 // the parameters are A, Wp, S, [Z], P (f32 workspace, split_k x M x N), M, N, K and splitk_reduce finishes.

@@ -25,19 +25,67 @@ std::vector<DataType> weight_formats() {
 
 }  // namespace
 
+namespace {
+
+// The code of -0 in a small float: the sign bit alone.
+bool is_negative_zero(DataType t, std::uint32_t code) { return t.is_float() && code == 1u << (t.bits() - 1); }
+
+}  // namespace
+
 TEST_CASE("pack_weights / unpack_weights round-trip bit-exactly for every format") {
   std::mt19937 rng(1);
   for (DataType t : weight_formats()) {
     CAPTURE(t.name());
     const QuantFormat f{t, DataType::f16(), 16, ZeroMode::None};
+    const bool integer_packed = programs::packed_code_type(t) != t;
     for (auto [N, K] : {std::pair{64, 32}, {80, 64}, {16, 16}}) {
       std::vector<std::uint8_t> codes(static_cast<std::size_t>(N * K));
       for (auto& c : codes) c = static_cast<std::uint8_t>(rng() & t.code_mask());
       const auto packed = programs::pack_weights(f, codes, N, K);
       CHECK(packed.size() == static_cast<std::size_t>(N * K * t.bits() / 8));  // no padding
-      CHECK(programs::unpack_weights(f, packed, N, K) == codes);
+      // Integer-packed formats have no -0: it comes back as +0, every other code as itself.
+      auto expected = codes;
+      if (integer_packed)
+        for (auto& c : expected)
+          if (is_negative_zero(t, c)) c = 0;
+      CHECK(programs::unpack_weights(f, packed, N, K) == expected);
     }
   }
+}
+
+TEST_CASE("small floats with one exponent bit are packed as integers of the same value") {
+  int formats = 0;
+  for (DataType t : weight_formats()) {
+    const DataType packed = programs::packed_code_type(t);
+    if (!(t.is_float() && t.exponent_bits() == 1)) {
+      CHECK(packed == t);
+      continue;
+    }
+    ++formats;
+    CAPTURE(t.name());
+    CHECK(packed == DataType::signed_int(t.bits()));
+    // Every code, packed alone in a 16 x 16 tile of zeros: the integer found in the packed bytes, read by
+    // isa::decode as a two's complement code, times 2^(1 - m), is the code's value.
+    const QuantFormat f{t, DataType::f16(), 16, ZeroMode::None};
+    for (std::uint32_t code = 0; code <= t.code_mask(); ++code) {
+      CAPTURE(code);
+      std::vector<std::uint8_t> codes(256, 0);
+      codes[0] = static_cast<std::uint8_t>(code);
+      const auto bytes = programs::pack_weights(f, codes, 16, 16);
+      std::uint32_t found = 0;
+      int nonzero = 0;
+      for (std::size_t bit = 0; bit < bytes.size() * 8; bit += static_cast<std::size_t>(t.bits()))
+        if (const std::uint32_t v = isa::read_bits(bytes, bit, t.bits())) found = v, ++nonzero;
+      CHECK(nonzero <= 1);
+      CHECK(isa::decode(packed, found) * std::ldexp(1.0, 1 - t.mantissa_bits()) == isa::decode(t, code));
+    }
+    // The one integer code that is no value of the format is refused by unpack_weights, naming the weight.
+    std::vector<std::uint8_t> bytes(256 * static_cast<std::size_t>(t.bits()) / 8, 0);
+    isa::write_bits(bytes, 0, t.bits(), 1u << (t.bits() - 1));
+    const std::string message = "is no " + t.name() + " value";
+    CHECK_THROWS_WITH_AS(programs::unpack_weights(f, bytes, 16, 16), doctest::Contains(message.c_str()), Error);
+  }
+  CHECK(formats == 6);  // f3e1m1 f4e1m2 f5e1m3 f6e1m4 f7e1m5 f8e1m6
 }
 
 TEST_CASE("quantize: codes within range, scales reproduce the largest weight, zeros for asymmetric formats") {
