@@ -30,6 +30,10 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
       {DataType::unsigned_int(5), DataType::f16(), 32, ZeroMode::Integer},
       {DataType::signed_int(4), DataType::f16(), 64, ZeroMode::None, true},
       {DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float, true},
+      // small floats with one exponent bit, packed and decoded as integers (with float zero points too)
+      {isa::parse_dtype("f3e1m1"), DataType::f16(), 128, ZeroMode::None},
+      {isa::parse_dtype("f6e1m4"), DataType::bf16(), 64, ZeroMode::None, true},
+      {isa::parse_dtype("f5e1m3"), DataType::f16(), 32, ZeroMode::Float},
   };
   int index = 0;
   for (const auto& f : cases) {
@@ -47,7 +51,7 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
     CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
     // Integer codes without zero points decode with the magic offset left in (but 8-bit codes into bf16,
     // which go through f32), and one more mma per step for a warp's two n8 tiles takes the offsets out.
-    const bool offset_decode = f.weights.is_integer() && f.zeros == ZeroMode::None &&
+    const bool offset_decode = programs::packed_code_type(f.weights).is_integer() && f.zeros == ZeroMode::None &&
                                !(f.weights.bits() == 8 && f.activations == DataType::bf16());
     CHECK(counters.mma == static_cast<std::uint64_t>(((M + 15) / 16) * ((N + 63) / 64) * 4 * (K / 16) * (offset_decode ? 3 : 2)));
   }
