@@ -411,7 +411,9 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     // f8e4m3 to f16: the NaN code S.1111.111 lands as magnitude 0x3f80, one unit below 0x4000; adding the
     // unit carries into bit 14 exactly then, and setting bit 14 makes the f16 exponent all ones with a
     // nonzero mantissa: NaN, with two instructions in place of a compare-and-patch.
-    const bool nan_by_carry = f16 && src_t.has_nan() && !src_t.has_inf() && E + 1 == dst_exponent_bits;
+    // {finite}: no NaN or inf code to patch.
+    const bool specials = !inst.attrs.finite;
+    const bool nan_by_carry = specials && f16 && src_t.has_nan() && !src_t.has_inf() && E + 1 == dst_exponent_bits;
     if (nan_by_carry) {
       const std::uint32_t unit = 1u << (dst_mantissa - M), carry = 1u << (dst_mantissa + E);
       line("const ab::u32 t = (x >> {}) & 0x{:08x}u;", shift, pair(magnitude));
@@ -429,10 +431,10 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     // Special codes: compare the high-aligned magnitude bits of each half.
     const std::uint32_t mag_hi = ((1u << (E + M)) - 1u) << (16 - N);
     const std::uint32_t nan = f16 ? 0x7E00u : 0x7FC0u, inf = f16 ? 0x7C00u : 0x7F80u;
-    if (src_t.has_nan() && !src_t.has_inf() && !nan_by_carry)  // f8e4m3 to bf16: S.1111.111; one unit carries into bit 15
+    if (specials && src_t.has_nan() && !src_t.has_inf() && !nan_by_carry)  // f8e4m3 to bf16: S.1111.111; one unit carries into bit 15
       result = fmt::format("ab::nan_where_all_ones({}, x, 0x{:08x}u, 0x{:08x}u, 0x{:08x}u)", result, pair(mag_hi),
                            pair(1u << (16 - N)), pair(nan));
-    if (src_t.has_inf() && !f16) {  // f8e5m2 to bf16: exponent all ones is inf (m = 0) or NaN
+    if (specials && src_t.has_inf() && !f16) {  // f8e5m2 to bf16: exponent all ones is inf (m = 0) or NaN
       const std::uint32_t exp_hi = ((1u << E) - 1u) << (16 - N + M);
       result = fmt::format("ab::replace_halves({}, x, 0x{:04x}u, 0x{:04x}u, 0x{:04x}u)", result, mag_hi, exp_hi, inf);
       for (std::uint32_t m = 1; m < (1u << M); ++m)

@@ -261,6 +261,7 @@ const char* attr_name(Attr a) {
     case INIT: return "init";
     case MASKED: return "masked";
     case EXP: return "exp";
+    case FINITE: return "finite";
   }
   return "?";
 }
@@ -276,6 +277,7 @@ bool has_attribute(const Attributes& a, Attr which) {
     case INIT: return a.init.has_value();
     case MASKED: return a.masked;
     case EXP: return a.exp.has_value();
+    case FINITE: return a.finite;
   }
   return false;
 }

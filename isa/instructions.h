@@ -17,8 +17,8 @@ enum class Opcode {
 #undef X
 };
 
-enum Attr : unsigned { DTYPE = 1, SHAPE = 2, STRIDES = 4, DIMS = 8, OP = 16, N = 32, INIT = 64, MASKED = 128, EXP = 256 };
-inline constexpr unsigned kLastAttr = EXP;  // the highest bit: loops over every attribute stop here
+enum Attr : unsigned { DTYPE = 1, SHAPE = 2, STRIDES = 4, DIMS = 8, OP = 16, N = 32, INIT = 64, MASKED = 128, EXP = 256, FINITE = 512 };
+inline constexpr unsigned kLastAttr = FINITE;  // the highest bit: loops over every attribute stop here
 enum class TypeDecl { None, Register, Shared, OptionalRegister };
 
 // One operand: a tensor value (%name) or a pointer parameter (name), with a tile offset for T[] kinds.
@@ -37,6 +37,9 @@ struct Attributes {
   std::optional<double> init;
   bool masked = false;
   std::optional<std::int64_t> exp;  // cast: the value times 2^exp (an exact rescale; the type rule checks it)
+  // cast: the source holds no NaN or infinite code (the interpreter checks it), so a decode may skip their
+  // patches; what such a code becomes in compiled code is unspecified.
+  bool finite = false;
   friend bool operator==(const Attributes&, const Attributes&) = default;
 };
 

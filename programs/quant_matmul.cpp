@@ -310,6 +310,18 @@ std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<s
   validate(f, 1, N, K);
   if (static_cast<std::int64_t>(codes.size()) != N * K)
     throw Error(fmt::format("pack_weights: {} codes given for N x K = {} x {}", codes.size(), N, K));
+  // Every code must be a finite value of the format: the kernels decode without NaN and inf patches (f8e4m3:
+  // two instructions of five a pair), and a code beyond the format's bits would lose its high bits.
+  const DataType t = f.weights;
+  for (std::int64_t i = 0; i < N * K; ++i) {
+    const std::uint32_t code = codes[static_cast<std::size_t>(i)];
+    if (code > t.code_mask())
+      throw Error(fmt::format("pack_weights: the code of W[{}, {}] is {:#x}, beyond the {} bits of {}", i / K, i % K, code,
+                              t.bits(), t.name()));
+    if (const double v = isa::decode(t, code); !std::isfinite(v))
+      throw Error(fmt::format("pack_weights: W[{}, {}] is {} (code {:#x}); the kernels take finite weights", i / K, i % K,
+                              std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf", code));
+  }
   std::vector<std::uint8_t> out(packed_size(f, N, K), 0);
   const int b = f.weights.bits();
   for_each_packed_code(f, N, K, [&](std::size_t bit, std::int64_t n, std::int64_t k) {
@@ -578,8 +590,11 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       bytes = bld.name(bytes, nm("bytes", j));
       auto codes = bld.name(bld.view(bytes, vm::reg(codes_type, {16 * c, width}, half_split_layout(wl, b))), nm("codes", j));
       const int fold = bias_fold ? bias_fold : wide_fold;
-      auto w = bld.name(fold ? bld.cast_scaled(codes, vm::reg(mid, {16 * c, width}, wl), fold)
-                             : bld.cast(codes, vm::reg(mid, {16 * c, width}, wl)),
+      // pack_weights takes finite codes only: the decode skips the NaN and inf patches ({finite}).
+      const vm::TensorType wt = vm::reg(mid, {16 * c, width}, wl);
+      auto w = bld.name(codes_type.is_float() ? bld.cast_finite(codes, wt, fold)
+                        : fold                ? bld.cast_scaled(codes, wt, fold)
+                                              : bld.cast(codes, wt),
                         nm("w", j));
       if (f.zeros != ZeroMode::None) w = bld.name(bld.sub(w, zt == mid ? zeros[j] : bld.cast(zeros[j], mid)), nm("shifted", j));
       if (!fold_scale) {

@@ -101,7 +101,9 @@ struct Quantized {
 // -min / scale) with integer or float zeros (unsigned integer formats only).
 Quantized quantize(const QuantFormat& f, const std::vector<float>& weights, std::int64_t N, std::int64_t K);
 
-// The kernel's weight layout, and its inverse (bit-exact round trip but for the -0 of packed_code_type). N x K codes at b bits take exactly
+// The kernel's weight layout, and its inverse (bit-exact round trip but for the -0 of packed_code_type).
+// pack_weights takes finite codes of the format only (anybit::Error naming the weight otherwise: NaN and inf
+// codes of f8e4m3 and f8e5m2, or codes beyond the format's bits); the kernels decode without their patches. N x K codes at b bits take exactly
 // N * K * b / 8 bytes: streams of c * b bytes (c = min(4, g / 16) K steps of 16), one per lane of each
 // 16-column tile, ordered by K chunk, then tile, then lane, so a block's chunk is one contiguous run.
 std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<std::uint8_t>& codes, std::int64_t N,

@@ -187,6 +187,13 @@ Value Builder::cast_scaled(Value x, const TensorType& to, int exp, Loc loc) {
   a.exp = exp;
   return emit(Opcode::Cast, {{x.name, {}}}, to, a, loc);
 }
+Value Builder::cast_finite(Value x, const TensorType& to, int exp, Loc loc) {
+  isa::Attributes a;
+  a.dtype = to.dtype;
+  if (exp != 0) a.exp = exp;
+  a.finite = true;
+  return emit(Opcode::Cast, {{x.name, {}}}, to, a, loc);
+}
 Value Builder::cast(Value x, const TensorType& to, Loc loc) {
   isa::Attributes a;
   a.dtype = to.dtype;

@@ -69,6 +69,9 @@ class Builder {
   // its power-of-two bias multiply when the factor can be applied elsewhere, e.g. once per scale group.
   Value cast_scaled(Value x, DataType to, int exp, Loc loc = Loc::current());
   Value cast_scaled(Value x, const TensorType& to, int exp, Loc loc = Loc::current());
+  // A cast whose source promises no NaN or infinite code ({finite}; exp = 0 adds no exp attribute): the
+  // interpreter reports one, and compiled decodes skip their patches for them.
+  Value cast_finite(Value x, const TensorType& to, int exp = 0, Loc loc = Loc::current());
   // The cast's result in `to`'s layout: each thread's elements in another slot order.
   Value cast(Value x, const TensorType& to, Loc loc = Loc::current());
   Value neg(Value x, Loc loc = Loc::current());

@@ -309,7 +309,11 @@ class BlockRunner {
         const int exp = static_cast<int>(inst.attrs.exp.value_or(0));
         for_each_slot(out, [&](std::int64_t t, std::int64_t l, const Shape& index) {
           const std::int64_t from = reordered ? x.type.layout->map(index).local : l;
-          out.set(t, l, isa::encode(out.type.dtype, std::ldexp(isa::decode(x.type.dtype, x.get(t, from)), exp)));
+          const double v = isa::decode(x.type.dtype, x.get(t, from));
+          if (inst.attrs.finite && !std::isfinite(v))
+            fail(inst, fmt::format("element [{}] of %{} is {}, but the cast is {{finite}}", fmt::join(index, ", "),
+                                   ops[0].name, std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"));
+          out.set(t, l, isa::encode(out.type.dtype, std::ldexp(v, exp)));
         });
         values_[inst.result] = std::move(out);
         return;

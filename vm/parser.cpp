@@ -422,8 +422,8 @@ class Parser {
       }
       if (has_attr(inst, bit)) throw error_at(at, fmt::format("attribute '{}' given twice", key));
       auto& a = inst.attrs;
-      if (bit == isa::MASKED) {
-        a.masked = true;
+      if (bit == isa::MASKED || bit == isa::FINITE) {
+        (bit == isa::MASKED ? a.masked : a.finite) = true;
         continue;
       }
       expect('=');

@@ -40,7 +40,9 @@ TEST_CASE("pack_weights / unpack_weights round-trip bit-exactly for every format
     const bool integer_packed = programs::packed_code_type(t) != t;
     for (auto [N, K] : {std::pair{64, 32}, {80, 64}, {16, 16}}) {
       std::vector<std::uint8_t> codes(static_cast<std::size_t>(N * K));
-      for (auto& c : codes) c = static_cast<std::uint8_t>(rng() & t.code_mask());
+      for (auto& c : codes)
+        do c = static_cast<std::uint8_t>(rng() & t.code_mask());
+        while (!std::isfinite(isa::decode(t, c)));  // pack_weights takes finite weights
       const auto packed = programs::pack_weights(f, codes, N, K);
       CHECK(packed.size() == static_cast<std::size_t>(N * K * t.bits() / 8));  // no padding
       // Integer-packed formats have no -0: it comes back as +0, every other code as itself.
@@ -51,6 +53,21 @@ TEST_CASE("pack_weights / unpack_weights round-trip bit-exactly for every format
       CHECK(programs::unpack_weights(f, packed, N, K) == expected);
     }
   }
+}
+
+TEST_CASE("pack_weights refuses NaN, inf and codes beyond the format's bits, naming the weight") {
+  const auto refuse = [](const char* format, std::uint32_t code, const char* message) {
+    CAPTURE(format);
+    const QuantFormat f{isa::parse_dtype(format), DataType::f16(), 16, ZeroMode::None};
+    std::vector<std::uint8_t> codes(16 * 32, 0);
+    codes[3 * 32 + 17] = static_cast<std::uint8_t>(code);  // W[3, 17]
+    CHECK_THROWS_WITH_AS(programs::pack_weights(f, codes, 16, 32), doctest::Contains(message), Error);
+  };
+  refuse("f8e4m3", 0x7f, "W[3, 17] is NaN (code 0x7f)");
+  refuse("f8e4m3", 0xff, "W[3, 17] is NaN (code 0xff)");
+  refuse("f8e5m2", 0xfc, "W[3, 17] is -inf (code 0xfc)");
+  refuse("int4", 0x10, "the code of W[3, 17] is 0x10, beyond the 4 bits of int4");
+  refuse("f3e2m0", 0x8, "beyond the 3 bits of f3e2m0");
 }
 
 TEST_CASE("small floats with one exponent bit are packed as integers of the same value") {
@@ -331,7 +348,7 @@ TEST_CASE("formats beyond f16 decode to f32 without a multiply per weight: the s
     CAPTURE(name);
     const int k = 127 - t.exponent_bias();
     const std::string text = vm::print(programs::quant_matmul({t, DataType::f16(), 64, ZeroMode::None}));
-    CHECK(text.find(fmt::format("{{dtype=f32, exp={}}}", -k)) != std::string::npos);  // the codes' cast
+    CHECK(text.find(fmt::format("{{dtype=f32, exp={}, finite}}", -k)) != std::string::npos);  // the codes' cast
     CHECK(text.find(fmt::format("{{dtype=f32, exp={}}}", k)) != std::string::npos);   // the scale's cast
     // Float zero points are subtracted from the true values: no rescale then.
     const std::string zeros = vm::print(programs::quant_matmul({t, DataType::f16(), 64, ZeroMode::Float}));

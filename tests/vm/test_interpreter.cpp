@@ -256,6 +256,34 @@ TEST_CASE("buffers are sized from the views and refuse absurd sizes") {
   CHECK_THROWS_WITH_AS(vm::buffer_sizes(p, {{"M", 3}}), doctest::Contains("cannot size buffer 'A'"), Error);
 }
 
+TEST_CASE("a cast marked finite converts finite codes and reports a NaN or inf one by element") {
+  const std::string text = R"(program finite(x: ptr<f8e5m2>, y: ptr<f16>) grid(1) warps(1) {
+  %gx = global_view x {shape=[32], strides=[1]}
+  %gy = global_view y {shape=[32], strides=[1]}
+  %a = load_global %gx[0] : f8e5m2[32] @ spatial(32)
+  %b = cast %a {dtype=f16, finite}
+  store_global %b, %gy[0]
+}
+)";
+  const auto p = vm::parse(text, "t.vm");
+  CHECK(vm::print(p) == text);
+  auto buffers = vm::random_buffers(p, {}, 1);
+  // f8e5m2 is f16's top byte: 1.0, -2.0, the largest finite 57344, the smallest subnormal 2^-16.
+  const std::uint32_t codes[] = {0x3c, 0xc0, 0x7b, 0x01};
+  for (std::size_t i = 0; i < 32; ++i) isa::write_code(buffers.at("x"), i, 8, codes[i % 4]);
+  vm::interpret(p, vm::as_arguments(buffers, {}));
+  for (std::size_t i = 0; i < 32; ++i) CHECK(isa::read_code(buffers.at("y"), i, 16) == codes[i % 4] << 8);
+  for (const auto& [code, what] : {std::pair{0x7cu, "inf"}, {0xfdu, "NaN"}, {0xfcu, "-inf"}}) {
+    CAPTURE(what);
+    isa::write_code(buffers.at("x"), 9, 8, code);
+    const std::string message = fmt::format("cast: element [9] of %a is {}", what);
+    CHECK_THROWS_WITH_AS(vm::interpret(p, vm::as_arguments(buffers, {})), doctest::Contains(message.c_str()), Error);
+  }
+  // Only cast takes it.
+  CHECK_THROWS_WITH_AS(vm::parse("program p(x: ptr<f16>) grid(1) warps(1) {\n  %g = global_view x {shape=[1], strides=[1], finite}\n}\n"),
+                       doctest::Contains("global_view does not take the attribute 'finite'"), Error);
+}
+
 TEST_CASE("a cast with a declared layout converts each element into its new slot") {
   // Each thread's four elements, stored row-major in its slots before and column-major after.
   const auto out = run_text(R"(program reorder(x: ptr<f32>, y: ptr<f16>) grid(1) warps(1) {
