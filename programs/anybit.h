@@ -22,7 +22,8 @@ typedef enum {
   ANYBIT_ERROR_NO_GPU = 7,
   ANYBIT_ERROR_INTERNAL = 8,
   ANYBIT_ERROR_INVALID_ARGUMENT = 9, /* an enum value outside its range */
-  ANYBIT_ERROR_WORKSPACE = 10        /* the split-K workspace is smaller than the schedule needs */
+  ANYBIT_ERROR_WORKSPACE = 10,       /* the split-K workspace is smaller than the schedule needs */
+  ANYBIT_ERROR_WEIGHT_CODE = 11      /* anybit_pack_weights: a NaN or inf code, or one beyond the format's bits */
 } anybit_status;
 
 typedef enum { ANYBIT_DEVICE_BEST = 0, ANYBIT_DEVICE_GPU = 1, ANYBIT_DEVICE_SIM = 2 } anybit_device;
@@ -38,7 +39,8 @@ typedef struct {
 
 /* Bytes of the packed weight layout for N x K codes. */
 anybit_status anybit_packed_size(const anybit_format* format, int64_t N, int64_t K, size_t* bytes);
-/* Packs N x K codes (one per byte) into `packed` (anybit_packed_size bytes). */
+/* Packs N x K codes (one per byte) into `packed` (anybit_packed_size bytes). Every code must be a finite value
+   of the format (no NaN or inf code, nothing beyond its bits): an error status naming the weight otherwise. */
 anybit_status anybit_pack_weights(const anybit_format* format, const uint8_t* codes, int64_t N, int64_t K, uint8_t* packed);
 /* C = A . W^T (+ bias) with W = (decode(q) - z) * s; zeros and bias are NULL when the format has none. */
 anybit_status anybit_matmul(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,

@@ -26,6 +26,8 @@ anybit_status classify(const std::string& m) {
   if (m.find("is not one of") != std::string::npos) return ANYBIT_ERROR_INVALID_ARGUMENT;
   if (m.find("is null") != std::string::npos) return ANYBIT_ERROR_NULL_POINTER;
   if (m.find("workspace holds") != std::string::npos) return ANYBIT_ERROR_WORKSPACE;
+  if (m.find("pack_weights: W[") != std::string::npos || m.find("pack_weights: the code of W[") != std::string::npos)
+    return ANYBIT_ERROR_WEIGHT_CODE;
   if (m.find("not device memory") != std::string::npos) return ANYBIT_ERROR_INVALID_ARGUMENT;
   if (m.find("aligned") != std::string::npos) return ANYBIT_ERROR_MISALIGNED_POINTER;
   if (m.find("group size") != std::string::npos) return ANYBIT_ERROR_GROUP_SIZE;

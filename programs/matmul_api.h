@@ -32,7 +32,7 @@ struct MatmulProblem {
   programs::QuantFormat format;
   std::int64_t M = 0, N = 0, K = 0;
   const void* A = nullptr;               // M x K activation codes, row-major
-  const void* packed_weights = nullptr;  // programs::pack_weights of the N x K codes
+  const void* packed_weights = nullptr;  // programs::pack_weights of the N x K codes (finite weights only)
   const void* scales = nullptr;          // K/g x N activation codes
   const void* zeros = nullptr;           // K/g x N codes (weight format or activation type); null without zeros
   void* C = nullptr;                     // M x N activation codes, written

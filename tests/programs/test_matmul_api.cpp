@@ -120,6 +120,17 @@ TEST_CASE("C API: status codes and messages, packing, and a correct result") {
   std::vector<std::uint8_t> packed(bytes);
   CHECK(anybit_pack_weights(&cf, p.q.codes.data(), 64, 64, packed.data()) == ANYBIT_OK);
   CHECK(packed == p.packed);
+  {  // a code beyond int5's bits, and f8e4m3's NaN, have their own status, and leave `packed` as it was
+    auto codes = p.q.codes;
+    codes[70] = 0x20;
+    CHECK(anybit_pack_weights(&cf, codes.data(), 64, 64, packed.data()) == ANYBIT_ERROR_WEIGHT_CODE);
+    CHECK(std::string(anybit_last_error()).find("the code of W[1, 6] is 0x20, beyond the 5 bits of int5") != std::string::npos);
+    const anybit_format e4m3{"f8e4m3", "f16", 32, ANYBIT_ZEROS_NONE, 0};
+    codes[70] = 0xff;
+    CHECK(anybit_pack_weights(&e4m3, codes.data(), 64, 64, packed.data()) == ANYBIT_ERROR_WEIGHT_CODE);
+    CHECK(std::string(anybit_last_error()).find("W[1, 6] is NaN (code 0xff)") != std::string::npos);
+    CHECK(packed == p.packed);
+  }
   auto& c = p.buffers.at("C");
   CHECK(anybit_matmul(&cf, 4, 64, 64, p.buffers.at("A").data(), packed.data(), p.buffers.at("S").data(), nullptr, nullptr,
                       c.data(), ANYBIT_DEVICE_SIM) == ANYBIT_OK);
