@@ -1,6 +1,7 @@
 #include "programs/quant_matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 #include <numeric>
@@ -313,14 +314,18 @@ std::vector<std::uint8_t> pack_weights(const QuantFormat& f, const std::vector<s
   // Every code must be a finite value of the format: the kernels decode without NaN and inf patches (f8e4m3:
   // two instructions of five a pair), and a code beyond the format's bits would lose its high bits.
   const DataType t = f.weights;
+  std::array<bool, 256> finite{};  // by code, decoded once
+  for (std::uint32_t c = 0; c <= t.code_mask(); ++c) finite[c] = std::isfinite(isa::decode(t, c));
   for (std::int64_t i = 0; i < N * K; ++i) {
     const std::uint32_t code = codes[static_cast<std::size_t>(i)];
     if (code > t.code_mask())
       throw Error(fmt::format("pack_weights: the code of W[{}, {}] is {:#x}, beyond the {} bits of {}", i / K, i % K, code,
                               t.bits(), t.name()));
-    if (const double v = isa::decode(t, code); !std::isfinite(v))
+    if (!finite[code]) {
+      const double v = isa::decode(t, code);
       throw Error(fmt::format("pack_weights: W[{}, {}] is {} (code {:#x}); the kernels take finite weights", i / K, i % K,
                               std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf", code));
+    }
   }
   std::vector<std::uint8_t> out(packed_size(f, N, K), 0);
   const int b = f.weights.bits();
