@@ -53,7 +53,7 @@ std::string format_name(const QuantFormat& f) {
                      f.zeros == programs::ZeroMode::None ? "" : f.zeros == programs::ZeroMode::Integer ? " zint" : " zfloat");
 }
 
-int rows_of(const Schedule& s) { return (s.weights_on_a ? 8 : 16) * s.m_tiles; }
+int rows_of(const Schedule& s) { return programs::block_rows(s); }
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 

@@ -275,19 +275,20 @@ programs::Schedule parse_schedule(const std::string& text) {
   const bool parsed = std::sscanf(text.c_str(), " %c%d %c%d %c%d %c%d %n", &w, &s.warps, &m, &s.m_tiles, &st, &s.stages, &k,
                                   &s.split_k, &consumed) == 8 &&
                       w == 'w' && m == 'm' && st == 's' && k == 'k';
-  // Optional words after the four numbers, in this order: "wa", then "u<unroll>", then "whole".
+  // Optional words after the four numbers, in this order: "wa" or "sd", then "u<unroll>", then "whole".
   std::istringstream rest(parsed ? text.substr(static_cast<std::size_t>(consumed)) : std::string());
   std::vector<std::string> words;
   for (std::string word; rest >> word;) words.push_back(word);
   std::size_t at = 0;
   if (at < words.size() && words[at] == "wa") s.weights_on_a = true, ++at;
+  if (at < words.size() && words[at] == "sd") s.shared_decode = true, ++at;
   if (at < words.size() && words[at].size() >= 2 && words[at].size() <= 3 && words[at][0] == 'u' &&
       words[at].find_first_not_of("0123456789", 1) == std::string::npos)
     s.unroll = std::stoi(words[at++].substr(1));
   if (at < words.size() && words[at] == "whole") s.whole_tiles = true, ++at;
   if (!parsed || at != words.size())
     throw Error(fmt::format("schedule '{}' is not of the form 'w4 m1 s3 k1' (warps, M tiles, stages, split-K; then ' wa' "
-                            "for weights on the mma A side, ' u2' for two chunks per iteration, ' whole' for whole tiles)", text));
+                            "for weights on the mma A side or ' sd' for weights decoded once into shared memory, ' u2' for two chunks per iteration, ' whole' for whole tiles)", text));
   programs::validate(s);
   return s;
 }
@@ -335,6 +336,9 @@ std::vector<programs::Schedule> tuning_candidates(const programs::QuantFormat& f
               // e.g. 8 warps x 6 stages of 8-bit weights: 145 KB, more than sm_86 and sm_89 allow (99 KB)
               if (programs::shared_bytes(f, s) > limit) continue;
               out.push_back(s);
+              // The same with the weights decoded once into shared memory, where the batch fills its rows.
+              s.shared_decode = true;
+              if (!on_a && warps <= 4 && M >= 16LL * m_tiles * warps && programs::shared_bytes(f, s) <= limit) out.push_back(s);
             }
   return out;
 }

@@ -65,7 +65,7 @@ struct StageTiles {
   SharedLayout a, w;
 };
 StageTiles stage_tiles(const QuantFormat& f, const Schedule& s) {
-  const int c = chunk_steps(f), b = f.weights.bits(), rows = (s.weights_on_a ? 8 : 16) * s.m_tiles, n = s.stages * s.unroll;
+  const int c = chunk_steps(f), b = f.weights.bits(), rows = block_rows(s), n = s.stages * s.unroll;
   const int chunks_per_row = 2 * c;  // 16-byte chunks in a row of 16c f16 values
   const int bits = chunks_per_row >= 8 ? 3 : chunks_per_row >= 4 ? 2 : 1;
   // The XOR's key is the row: the address bits just above a row's chunks (rows of 16 chunks: shift 4).
@@ -81,6 +81,15 @@ StageTiles stage_tiles(const QuantFormat& f, const Schedule& s) {
     return {a, SharedLayout({n, 32 * s.warps, pieces, 16}, {pieces * row, 16, row, 1})};
   }
   return {a, SharedLayout::row_major({n, 1, 1, 32LL * s.warps * c * b})};
+}
+
+// shared_decode: the decoded weights of one chunk per unrolled chunk, [unroll, c, 16 * warps, 16] as (chunk,
+// k step, n, k): each column's 16c values of K consecutive (the 32-bit pairs of the mma B fragment, and the
+// rows of an ldmatrix) and the columns 16c + 8 values apart, so that the eight columns and four K pairs of
+// a fragment access fall on 32 different banks.
+SharedLayout decoded_tile(const QuantFormat& f, const Schedule& s) {
+  const std::int64_t c = chunk_steps(f), column = 16 * c + 8, width = 16LL * s.warps;
+  return SharedLayout({s.unroll, c, width, 16}, {width * column, 16, column, 1});
 }
 
 }  // namespace
@@ -199,8 +208,11 @@ int chunk_steps(const QuantFormat& f) {
     if (per_group % c == 0) return c;
 }
 
+int block_rows(const Schedule& s) { return (s.weights_on_a ? 8 : 16) * s.m_tiles * (s.shared_decode ? s.warps : 1); }
+
 std::string describe(const Schedule& s) {
-  return fmt::format("w{} m{} s{} k{}{}{}{}", s.warps, s.m_tiles, s.stages, s.split_k, s.weights_on_a ? " wa" : "",
+  return fmt::format("w{} m{} s{} k{}{}{}{}", s.warps, s.m_tiles, s.stages, s.split_k,
+                     s.weights_on_a ? " wa" : s.shared_decode ? " sd" : "",
                      s.unroll > 1 ? fmt::format(" u{}", s.unroll) : "", s.whole_tiles ? " whole" : "");
 }
 
@@ -214,6 +226,10 @@ void validate(const Schedule& s) {
   if (s.split_k < 1 || s.split_k > 64) throw Error(fmt::format("schedule: split_k must be 1..64, not {}", s.split_k));
   if (s.unroll != 1 && s.unroll != 2 && s.unroll != 4)
     throw Error(fmt::format("schedule: unroll must be 1, 2 or 4, not {}", s.unroll));
+  if (s.shared_decode && s.weights_on_a) throw Error("schedule: shared_decode (sd) and weights_on_a (wa) exclude each other");
+  if (s.shared_decode && s.stages == 0) throw Error("schedule: shared_decode (sd) needs shared-memory stages (s2 or more)");
+  // Every warp holds all 16 * warps columns of its rows twice (the group's partial sum and the result).
+  if (s.shared_decode && s.warps > 4) throw Error(fmt::format("schedule: shared_decode (sd) takes at most 4 warps, not {}", s.warps));
 }
 
 int default_multiprocessors(const std::string& arch) {
@@ -243,7 +259,7 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
   // once; they stay in L2) are no more bytes than the weights. Measured on an H200 (docs/measured-h200.md): with
   // four-warp blocks the best split puts about 16 warps per SM on the grid (M = 16 and M = 64: k4 beat k2
   // and k8 by 10-30%); denser grids gained at most 6% at M = 1 and lost elsewhere.
-  const std::int64_t rows = (s.weights_on_a ? 8 : 16) * s.m_tiles;
+  const std::int64_t rows = block_rows(s);
   const std::int64_t blocks = ((N + 16 * s.warps - 1) / (16 * s.warps)) * ((M + rows - 1) / rows);
   const std::int64_t chunks = K / (16 * chunk_steps(f));
   const double weight_bytes = static_cast<double>(N) * K * f.weights.bits() / 8;
@@ -356,8 +372,9 @@ std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s) {
   const auto bytes = [](const SharedLayout& l, int bits) {
     return static_cast<std::int64_t>(isa::packed_bytes(static_cast<std::size_t>(l.span()), bits));
   };
-  const std::int64_t a = bytes(t.a, f.activations.bits());
-  return (a + vm::kSharedAlignment - 1) / vm::kSharedAlignment * vm::kSharedAlignment + bytes(t.w, 8);
+  const auto aligned = [](std::int64_t v) { return (v + vm::kSharedAlignment - 1) / vm::kSharedAlignment * vm::kSharedAlignment; };
+  const std::int64_t a = aligned(bytes(t.a, f.activations.bits())), w = bytes(t.w, 8);
+  return s.shared_decode ? aligned(a + w) + bytes(decoded_tile(f, s), f.activations.bits()) : a + w;
 }
 
 bool whole_tiles_fit(const QuantFormat& f, const Schedule& s, std::int64_t N, std::int64_t K) {
@@ -392,8 +409,8 @@ backend_cuda::EmitOptions quant_matmul_emit_options(const QuantFormat& f, const 
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   validate(s);
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);
-  const bool swap = s.weights_on_a;
-  const int W = s.warps, mt = s.m_tiles, rows = (swap ? 8 : 16) * mt, b = f.weights.bits(), width = 16 * W, c = chunk_steps(f),
+  const bool swap = s.weights_on_a, sd = s.shared_decode;
+  const int W = s.warps, mt = s.m_tiles, rows = block_rows(s), b = f.weights.bits(), width = 16 * W, c = chunk_steps(f),
             steps_per_group = f.group / (16 * c), u = s.unroll;
   const bool split = s.split_k > 1;
   // When the activation type holds every value of the format exactly, the group scale is applied once per
@@ -449,11 +466,17 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   auto A = bld.name(bld.global_view(pa, {M, K}, {K, 1}), "gA");
   auto Wv = bld.name(bld.global_view(pw, {K / (16 * c) * tiles * 32, c * b}, {c * b, 1}), "gW");
   // Scales and zeros are broadcast over K inside a group: a stride-0 middle dimension.
-  auto S = bld.name(bld.global_view(ps, {K / f.group, 16 * c, N}, {N, 0, 1}), "gS");
+  // Its extent is the taller of the tiles read from it: the weights' 16c rows of K, or the accumulator's
+  // rows of M (a group's scale applied to the partial sum).
+  const int broadcast = std::max(16 * c, rows);
+  auto S = bld.name(bld.global_view(ps, {K / f.group, broadcast, N}, {N, 0, 1}), "gS");
   vm::Value Z{};
-  if (f.zeros != ZeroMode::None) Z = bld.name(bld.global_view(pz, {K / f.group, 16 * c, N}, {N, 0, 1}), "gZ");
+  if (f.zeros != ZeroMode::None) Z = bld.name(bld.global_view(pz, {K / f.group, broadcast, N}, {N, 0, 1}), "gZ");
   // The accumulator: C tiles [rows, width], or C^T tiles [width, rows] with the weights on the A side.
-  const RegisterLayout cl = swap ? spatial({W, 1}) * local({1, mt}) * mma_m16n8k16_c() : local({mt, 1}) * accumulator_layout(W);
+  // shared_decode: warp w holds rows [16 mt w, 16 mt (w + 1)) of the block and all of its columns.
+  const RegisterLayout cl = swap ? spatial({W, 1}) * local({1, mt}) * mma_m16n8k16_c()
+                            : sd ? spatial({W, 1}) * local({mt, 2 * W}) * mma_m16n8k16_c()
+                                 : local({mt, 1}) * accumulator_layout(W);
   const RegisterLayout wl = weight_layout(W, c);
   const layout::Shape acc_shape = swap ? layout::Shape{width, rows} : layout::Shape{rows, width};
   // The same registers as the transposed tile: a view with the layout's dimensions swapped.
@@ -482,7 +505,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   }
   // The chunk kc of A and of the packed weights, as register tiles, from global memory or from stage
   // `stage` of the shared buffers.
-  vm::Value sA{}, sW{}, gWflat{}, gWchunks{}, gA3{};
+  vm::Value sA{}, sW{}, sWd{}, gWflat{}, gWchunks{}, gA3{};
   const bool pipelined = s.stages >= 2;
   const int stages = s.stages;
   // A as the mma A operand, or (swap) A^T as the B operand, loaded in A's [rows, 16c] orientation.
@@ -499,6 +522,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     const StageTiles shared = stage_tiles(f, s);
     sA = bld.name(bld.alloc_shared(act, shared.a), "sA");
     sW = bld.name(bld.alloc_shared(u8, shared.w), "sW");
+    if (sd) sWd = bld.name(bld.alloc_shared(act, decoded_tile(f, s)), "sWd");
     const Expr streams = K / (16 * c) * tiles * 32;
     gWflat = in_pieces ? bld.global_view(pw, {1, streams, pieces, 16}, {0, c * b, 16, 1})
                        : bld.global_view(pw, {1, 1, 1, streams * (c * b)}, {0, 0, 0, 1});  // the shared tile's rank
@@ -584,14 +608,15 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       vm::Value a{}, bytes{};
       if (pipelined) {
         const Expr sub = stage * u + j;
-        a = bld.reshape(bld.load_shared(sA, {sub, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
-                        {rows, 16 * c});
+        if (!sd)
+          a = bld.reshape(bld.load_shared(sA, {sub, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
+                          {rows, 16 * c});
         bytes = bld.reshape(bld.load_shared(sW, {sub, 0, 0, 0}, vm::reg(u8, stage_tile, stage_layout)), {32 * W, c * b});
       } else {
         a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
         bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), !s.whole_tiles);
       }
-      a = bld.name(a, nm("a", j));
+      if (!sd) a = bld.name(a, nm("a", j));
       bytes = bld.name(bytes, nm("bytes", j));
       auto codes = bld.name(bld.view(bytes, vm::reg(codes_type, {16 * c, width}, half_split_layout(wl, b))), nm("codes", j));
       const int fold = bias_fold ? bias_fold : wide_fold;
@@ -606,8 +631,32 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
         auto scale = wide_fold ? bld.cast_scaled(weight_scale[j], f32, -wide_fold) : bld.cast(weight_scale[j], f32);
         w = bld.name(bld.cast(bld.mul(w, scale), act), nm("scaled", j));
       }
-      if (swap) bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
-      else bld.dot(part, a, w);
+      if (sd) {
+        // Every warp's 16 columns into the shared tile; after the barrier each warp multiplies its rows by all
+        // of them, one k step at a time (the A and weight fragments of a step: 4 mt + 4 W registers).
+        // The tile is (n, k) where the registers are (k, n): the same registers under the last two dimensions
+        // swapped.
+        const auto nk = [&](vm::Value v, const RegisterLayout& l, layout::Shape kn) {
+          const RegisterLayout swapped = permute(reshape(l, kn), std::array{0, 1, 3, 2});
+          return bld.view(bld.reshape(v, kn), vm::reg(act, swapped.shape(), swapped));
+        };
+        bld.store_shared(nk(w, wl, {1, c, 16, width}), sWd, {j, 0, 0, 0});
+        bld.sync_threads();
+        const RegisterLayout a_step = spatial({W, 1}) * local({mt, 1}) * mma_m16n8k16_a();
+        const RegisterLayout w_step = replicated(W) * local({1, 2 * W}) * mma_m16n8k16_b();
+        const RegisterLayout w_tile = permute(reshape(w_step, {1, 1, 16, width}), std::array{0, 1, 3, 2});
+        for (int kk = 0; kk < c; ++kk) {
+          auto ak = bld.reshape(bld.load_shared(sA, {stage * u + j, 0, 16 * kk}, vm::reg(act, {1, rows, 16}, reshape(a_step, {1, rows, 16}))),
+                                {rows, 16});
+          auto wk = bld.load_shared(sWd, {j, kk, 0, 0}, vm::reg(act, w_tile.shape(), w_tile));
+          wk = bld.reshape(bld.view(wk, vm::reg(act, {1, 1, 16, width}, reshape(w_step, {1, 1, 16, width}))), {16, width});
+          bld.dot(part, bld.name(ak, fmt::format("{}_{}", nm("a", j), kk)), bld.name(wk, fmt::format("{}_{}", nm("wd", j), kk)));
+        }
+      } else if (swap) {
+        bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
+      } else {
+        bld.dot(part, a, w);
+      }
       const Expr group_end = isa::eq(kc % steps_per_group, Expr(steps_per_group - 1));
       bld.if_then(split ? group_end || isa::eq(kc, hi - 1) : group_end, [&] {
         if (fold_scale) {

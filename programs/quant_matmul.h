@@ -58,6 +58,11 @@ struct Schedule {
   // (quant_matmul_divisibility) say so, and every launch checks them. choose_schedule sets it, and matmul
   // for any schedule it runs.
   bool whole_tiles = false;
+  // The large-M schedule: the warps split the block's rows instead of its columns. Each warp decodes its
+  // 16 columns of a chunk once into a shared tile of f16 (or bf16) weights, and after a barrier every warp
+  // multiplies all of the block's columns for its own rows, so a decoded weight serves 16 * m_tiles * warps
+  // rows (64 with one m16 tile a warp) instead of 16 * m_tiles. Not with weights_on_a.
+  bool shared_decode = false;
   bool operator==(const Schedule&) const = default;
 };
 
@@ -65,7 +70,10 @@ struct Schedule {
 // at the end of a chunk). A warp consumes 16 x 16c weights per chunk.
 int chunk_steps(const QuantFormat& f);
 
-// "w4 m1 s3 k1" style (" wa" appended for weights_on_a, " u2" for unroll 2, " whole" for whole tiles), as
+// Rows of M one block covers: 8 or 16 per m tile (weights_on_a or not), times the warps under shared_decode.
+int block_rows(const Schedule& s);
+
+// "w4 m1 s3 k1" style (" wa" appended for weights_on_a, " sd" for shared_decode, " u2" for unroll 2, " whole" for whole tiles), as
 // printed by vmc and used in kernel names.
 std::string describe(const Schedule& s);
 // anybit::Error naming the field when a schedule is out of range.

@@ -411,7 +411,7 @@ int cmd_matmul(const MatmulCommand& o) {
   options.emit = programs::quant_matmul_emit_options(f, schedule, o.M, o.N, o.K);
   const auto lowered = passes::run_pipeline(programs::quant_matmul(f, schedule), options);
   fmt::print("kernel {}: schedule {} ({} warps, block tile {} x {}{}{})\n", lowered.kernel.name, programs::describe(schedule),
-             schedule.warps, (schedule.weights_on_a ? 8 : 16) * schedule.m_tiles, 16 * schedule.warps,
+             schedule.warps, programs::block_rows(schedule), 16 * schedule.warps,
              schedule.weights_on_a ? ", weights as the mma A operand" : "",
              schedule.split_k > 1 ? fmt::format(", K in {} slices summed in f32 by splitk_reduce", schedule.split_k) : "");
   if (!o.emit.empty()) {

@@ -230,6 +230,12 @@ TEST_CASE("schedules as text, and the tuned-schedule store") {
   CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 u2 wa"), doctest::Contains("is not of the form"), Error);
   CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 u"), doctest::Contains("is not of the form"), Error);
   CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 ux"), doctest::Contains("is not of the form"), Error);
+  // Weights decoded once into shared memory: " sd" where " wa" would be.
+  const programs::Schedule sd{4, 2, 3, 1, false, 2, false, true};
+  CHECK(programs::describe(sd) == "w4 m2 s3 k1 sd u2");
+  CHECK(parse_schedule("w4 m2 s3 k1 sd u2") == sd);
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s4 k1 wa sd"), doctest::Contains("exclude each other"), Error);
+  CHECK_THROWS_WITH_AS(parse_schedule("w4 m1 s0 k1 sd"), doctest::Contains("needs shared-memory stages"), Error);
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("anybit_tuned_{}", ::getpid());
   setenv("ANYBIT_CACHE_DIR", dir.c_str(), 1);
   const QuantFormat f{DataType::unsigned_int(3), DataType::bf16(), 64, ZeroMode::Float, true};
@@ -316,6 +322,12 @@ TEST_CASE("tuning candidates fit the architecture's shared memory") {
     CHECK(256 / (16 * programs::chunk_steps(int8)) >= 2 * s.split_k * s.unroll);
   }
   CHECK(std::none_of(small.begin(), small.end(), [](const auto& s) { return s.unroll > 1; }));  // 2 chunks
+  // Weights decoded into shared memory only where the batch fills the block's rows.
+  CHECK(std::none_of(small.begin(), small.end(), [](const auto& s) { return s.shared_decode; }));
+  const auto prefill = tuning_candidates(int8, 128, 4096, "sm_90");
+  CHECK(std::any_of(prefill.begin(), prefill.end(), [](const auto& s) { return s.shared_decode && programs::block_rows(s) == 128; }));
+  for (const auto& s : prefill)
+    if (s.shared_decode) CHECK(programs::block_rows(s) <= 128);
   CHECK(std::any_of(hopper.begin(), hopper.end(), [](const auto& s) { return s.unroll == 2; }));
   // four chunks an iteration too, where the stages fit (int2 at M = 1: the schedule choose_schedule takes)
   const programs::QuantFormat int2{isa::DataType::signed_int(2), isa::DataType::f16(), 128, programs::ZeroMode::None};

@@ -210,6 +210,14 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       {{isa::parse_dtype("f4e2m1"), DataType::f16(), 256, ZeroMode::None}, {4, 1, 2, 3, true, 2}, 6, 64, 768},
       {{DataType::unsigned_int(3), DataType::f16(), 256, ZeroMode::Float}, {1, 2, 3, 1, false, 4}, 20, 16, 512},
       {{DataType::signed_int(2), DataType::bf16(), 128, ZeroMode::None, true}, {4, 1, 4, 4, true, 2}, 1, 64, 640},
+      // the weights decoded once into shared memory (sd): rows split over the warps, M past the last block's
+      // rows, N not a multiple of the block's columns, split-K, two chunks an iteration (two decoded tiles),
+      // zeros, bias, bf16, f32-scaled weights, integer and small-float decodes
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, {4, 1, 4, 1, false, 1, false, true}, 70, 80, 256},
+      {{DataType::unsigned_int(4), DataType::bf16(), 64, ZeroMode::Integer, true}, {2, 2, 3, 2, false, 2, false, true}, 45, 48, 384},
+      {{isa::parse_dtype("f6e3m2"), DataType::f16(), 32, ZeroMode::Float}, {4, 2, 2, 1, false, 1, false, true}, 130, 64, 128},
+      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None, true}, {2, 1, 4, 1, false, 2, false, true}, 33, 32, 512},
+      {{isa::parse_dtype("f3e2m0"), DataType::f16(), 128, ZeroMode::None}, {4, 1, 3, 3, false, 1, false, true}, 64, 64, 384},
   };
   int index = 0;
   for (const auto& [f, s, M, N, K] : cases) {
@@ -251,6 +259,16 @@ TEST_CASE("choose_schedule: M tiles from M, split-K for small grids, valid for e
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 0}), doctest::Contains("split_k must be 1..64, not 0"), Error);
   CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 1, false, 3}), doctest::Contains("unroll must be 1, 2 or 4, not 3"),
                        Error);
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 3, 1, true, 1, false, true}),
+                       doctest::Contains("shared_decode (sd) and weights_on_a (wa) exclude each other"), Error);
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{4, 1, 0, 1, false, 1, false, true}),
+                       doctest::Contains("shared_decode (sd) needs shared-memory stages"), Error);
+  CHECK_THROWS_WITH_AS(programs::validate(programs::Schedule{8, 1, 3, 1, false, 1, false, true}),
+                       doctest::Contains("shared_decode (sd) takes at most 4 warps, not 8"), Error);
+  // Under shared_decode the warps split the rows.
+  CHECK(programs::block_rows(programs::Schedule{4, 2, 3, 1, false, 1, false, true}) == 128);
+  CHECK(programs::block_rows(programs::Schedule{4, 2, 3, 1}) == 32);
+  CHECK(programs::block_rows(programs::Schedule{4, 2, 3, 1, true}) == 16);
 }
 
 TEST_CASE("shared_bytes: the verifier's figure for the built program, computed without building it") {
@@ -259,7 +277,8 @@ TEST_CASE("shared_bytes: the verifier's figure for the built program, computed w
     for (int group : {32, 128})
       for (const programs::Schedule& s : {programs::Schedule{4, 1, 4, 1, true, 2}, programs::Schedule{8, 2, 3, 2},
                                           programs::Schedule{2, 1, 2, 1, false, 4}, programs::Schedule{1, 2, 0, 1},
-                                          programs::Schedule{8, 2, 8, 1, false, 4}}) {
+                                          programs::Schedule{8, 2, 8, 1, false, 4}, programs::Schedule{4, 2, 3, 1, false, 2, false, true},
+                                          programs::Schedule{2, 1, 4, 1, false, 1, false, true}}) {
         const QuantFormat f{isa::parse_dtype(w), DataType::f16(), group, ZeroMode::None};
         CAPTURE(w);
         CAPTURE(group);

@@ -154,6 +154,11 @@ TEST_CASE("schedules on the simulator: warps, M tiles and split-K with the f32 r
       {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 4, 2, true, 2}, 3, 64, 384},
       {{isa::parse_dtype("f6e3m2"), DataType::bf16(), 32, ZeroMode::None}, {2, 1, 2, 1, false, 4}, 11, 32, 512},
       {{DataType::unsigned_int(3), DataType::f16(), 64, ZeroMode::Integer}, {2, 1, 3, 1, true, 2}, 8, 32, 384},
+      // weights decoded once into shared memory (sd): M past the block's 128 or 64 rows, N past its columns,
+      // chunks of 2 and 8 steps, two decoded tiles an iteration, split-K, zeros, bf16, f32-scaled weights
+      {{isa::parse_dtype("f4e2m1"), DataType::f16(), 32, ZeroMode::None}, {4, 2, 3, 1, false, 1, false, true}, 131, 80, 256},
+      {{DataType::unsigned_int(4), DataType::bf16(), 128, ZeroMode::Integer, true}, {4, 1, 2, 2, false, 2, false, true}, 70, 64, 512},
+      {{isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 1, false, 1, false, true}, 40, 48, 256},
   };
   int index = 0;
   for (const auto& [f, s, M, N, K] : cases) {
@@ -193,11 +198,13 @@ TEST_CASE("odd group sizes on the simulator: chunks of 5, 6 and 7 steps (groups 
 
 TEST_CASE("shared memory traffic of the pipelined schedules is free of bank conflicts") {
   // ldmatrix reads eight 16-byte rows of the A tile at once: the swizzle must put them in distinct banks for
-  // rows of 8 and of 16 chunks (chunks of 4 and 8 steps); weight loads and cp.async writes are contiguous.
+  // rows of 8 and of 16 chunks (chunks of 4 and 8 steps); weight loads and cp.async writes are contiguous;
+  // the decoded weights (sd) are written a 32-bit pair a lane and read back by ldmatrix from columns padded
+  // by 16 bytes.
   for (int group : {64, 128}) {
     const QuantFormat f{DataType::signed_int(4), DataType::f16(), group, ZeroMode::None};
     for (const programs::Schedule& s : {programs::Schedule{4, 1, 4, 1}, programs::Schedule{4, 2, 4, 1},
-                                        programs::Schedule{4, 1, 4, 1, true}}) {
+                                        programs::Schedule{4, 1, 4, 1, true}, programs::Schedule{4, 1, 4, 1, false, 1, false, true}}) {
       CAPTURE(group);
       CAPTURE(programs::describe(s));
       auto p = testing::make_problem(f, 32, 64, 256, 42);
@@ -220,6 +227,7 @@ TEST_CASE("whole tiles: weights, scales and zeros loaded without bounds tests, t
       {{isa::parse_dtype("f7e5m1"), DataType::f16(), 32, ZeroMode::None, true}, {4, 1, 0, 3, true}, 8, 64, 192},
       {{DataType::unsigned_int(2), DataType::f16(), 128, ZeroMode::Integer}, {2, 1, 4, 1, false, 2}, 17, 32, 512},
       {{isa::parse_dtype("f8e4m3"), DataType::bf16(), 128, ZeroMode::None}, {8, 1, 3, 2, false, 2}, 16, 128, 1024},
+      {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, {4, 2, 2, 1, false, 1, false, true}, 150, 64, 1024},
   };
   int index = 0;
   for (auto [f, s, M, N, K] : cases) {
