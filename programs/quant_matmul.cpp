@@ -283,6 +283,27 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
   four.unroll = 4;
   Schedule twice = s;
   twice.unroll = 2;
+  // M >= 64: the weights decoded once into shared memory for 64 or 128 rows (shared_decode) with the most
+  // stages of which two blocks still fit an SM. sm_80 SASS, 8192 x 8192 int4 at M = 128, warp instructions
+  // of a chunk of 128 K: 237 a 32-row block, against 377 a 64-row block (sd, m1) and 617 a 128-row one
+  // (m2): 948, 754 and 617 for the same 128 rows. Modeled, not yet measured on a GPU.
+  if (M >= 64) {
+    for (int m_tiles : {2, 1}) {
+      if (m_tiles == 2 && M < 128) continue;
+      Schedule sd = s;
+      sd.shared_decode = true;
+      sd.m_tiles = m_tiles;
+      sd.split_k = 1;
+      const std::int64_t sd_blocks = ((N + 16 * sd.warps - 1) / (16 * sd.warps)) * ((M + block_rows(sd) - 1) / block_rows(sd));
+      while (sd.split_k < 16 && sd_blocks * sd.split_k < 2LL * sm_count && chunks / (2 * sd.split_k) >= 2 &&
+             8.0 * 2 * sd.split_k * M * N <= weight_bytes)
+        sd.split_k *= 2;
+      for (int stages : {4, 3, 2}) {
+        sd.stages = stages;
+        if (2 * shared_bytes(f, sd) <= limit) return with_whole_tiles(sd, f, N, K);
+      }
+    }
+  }
   if (s.weights_on_a && chunks / s.split_k >= 8 && 2 * shared_bytes(f, four) <= limit) {
     s = four;
   } else if (M <= 16 && chunks / s.split_k >= 4) {
@@ -434,8 +455,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // points subtracted from the decoded weights) the factor is one of the whole sum instead, applied once
   // after the loop (exact in f32: 2^-15..2^16): one packed multiply less per pair of weights, and no
   // multiply of the scales either.
+  // Under shared_decode the weights are scaled before they are stored (below): they decode to their values.
   const int bias_fold = halved ? -1
-                        : fold_scale && act == DataType::f16() && f.weights.is_float() && !as_integer && f.zeros == ZeroMode::None
+                        : !s.shared_decode && fold_scale && act == DataType::f16() && f.weights.is_float() && !as_integer && f.zeros == ZeroMode::None
                             ? f.weights.exponent_bias() - 15
                             : 0;
   // Formats beyond f16 decode to f32 by moving their fields into f32's, which leaves every value times
@@ -565,7 +587,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     for (int j = 0; j + 1 < stages; ++j) issue(lo + j * u, j);  // the prologue fills stages - 1 stages
   // One loop over this block's chunks; the f32 partial sum of a scale group joins the result at the group's
   // last chunk (or the slice's, under split-K, where a slice may start or end inside a group).
-  auto part = bld.name(bld.alloc_register(vm::reg(f32, acc_shape, cl)), "part");
+  vm::Value part{};
+  if (!sd) part = bld.name(bld.alloc_register(vm::reg(f32, acc_shape, cl)), "part");
   // The loop counts iterations from 0 (i >= 0 lets the stage index be an unsigned remainder). An iteration
   // multiplies u chunks. In the last slice some of them can lie past K: their loads are masked to zeros
   // (A, weights, scales and zeros alike), so they add nothing and need no branch.
@@ -590,11 +613,11 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     const DataType zt = f.zeros == ZeroMode::Integer ? f.weights : act;
     std::vector<vm::Value> early_scale(u), zeros(u), weight_scale(u);
     for (int j = 0; j < u; ++j) {
-      if (fold_scale && steps_per_group == 1) early_scale[j] = group_scale(gs[j], j);
+      if (fold_scale && !sd && steps_per_group == 1) early_scale[j] = group_scale(gs[j], j);
       if (f.zeros != ZeroMode::None) zeros[j] = group_tile(Z, zt, gs[j], 16 * c, wl);
       if (f.zeros != ZeroMode::None && integer_exp)  // zero points in the integers' units: z * 2^(m - 1), exact
         zeros[j] = bld.mul(zeros[j], bld.alloc_register(vm::reg(zt, {16 * c, width}, wl), std::ldexp(1.0, -integer_exp)));
-      if (!fold_scale) weight_scale[j] = group_tile(S, act, gs[j], 16 * c, wl);
+      if (!fold_scale || sd) weight_scale[j] = group_tile(S, act, gs[j], 16 * c, wl);
     }
     Expr stage = 0;
     if (pipelined) {
@@ -627,7 +650,12 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
                                               : bld.cast(codes, wt),
                         nm("w", j));
       if (f.zeros != ZeroMode::None) w = bld.name(bld.sub(w, zt == mid ? zeros[j] : bld.cast(zeros[j], mid)), nm("shifted", j));
-      if (!fold_scale) {
+      if (sd && fold_scale) {
+        // Shared decode scales each weight in the activation type, a packed multiply a pair (rounding w s
+        // once, as the f32 path below does): a warp then multiplies all of the block's columns without
+        // per-column scales, partial sums or their f32 registers. A decoded f6e5m0 is w / 2 (doubled after).
+        w = bld.name(bld.mul(w, weight_scale[j]), nm("scaled", j));
+      } else if (!fold_scale) {
         auto scale = wide_fold ? bld.cast_scaled(weight_scale[j], f32, -wide_fold) : bld.cast(weight_scale[j], f32);
         w = bld.name(bld.cast(bld.mul(w, scale), act), nm("scaled", j));
       }
@@ -650,8 +678,9 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
                                 {rows, 16});
           auto wk = bld.load_shared(sWd, {j, kk, 0, 0}, vm::reg(act, w_tile.shape(), w_tile));
           wk = bld.reshape(bld.view(wk, vm::reg(act, {1, 1, 16, width}, reshape(w_step, {1, 1, 16, width}))), {16, width});
-          bld.dot(part, bld.name(ak, fmt::format("{}_{}", nm("a", j), kk)), bld.name(wk, fmt::format("{}_{}", nm("wd", j), kk)));
+          bld.dot(acc, bld.name(ak, fmt::format("{}_{}", nm("a", j), kk)), bld.name(wk, fmt::format("{}_{}", nm("wd", j), kk)));
         }
+        continue;  // scaled weights: no partial sum to close at the group's end
       } else if (swap) {
         bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
       } else {
