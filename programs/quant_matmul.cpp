@@ -228,7 +228,7 @@ void validate(const Schedule& s) {
     throw Error(fmt::format("schedule: unroll must be 1, 2 or 4, not {}", s.unroll));
   if (s.shared_decode && s.weights_on_a) throw Error("schedule: shared_decode (sd) and weights_on_a (wa) exclude each other");
   if (s.shared_decode && s.stages == 0) throw Error("schedule: shared_decode (sd) needs shared-memory stages (s2 or more)");
-  // Every warp holds all 16 * warps columns of its rows twice (the group's partial sum and the result).
+  // Every warp holds all 16 * warps columns of its rows in f32 registers (32 a 16-row tile at 4 warps).
   if (s.shared_decode && s.warps > 4) throw Error(fmt::format("schedule: shared_decode (sd) takes at most 4 warps, not {}", s.warps));
 }
 
