@@ -20,8 +20,9 @@
 //                 2^(127 - bias); exact for every code, subnormals included (REFERENCE.md). Codes whose
 //                 value the destination's exponent field would misread (NaN of f8e4m3; inf/NaN of f8e5m2
 //                 in bf16; exponent-31 codes of f6e5m0/f7e5m1, >= 65536, which round to inf in f16) are
-//                 patched per half. f6e5m0 into f16 at 2^-1 (the matmul's choice) halves the magnitude in
-//                 one packed multiply and clamps exponent 31 (inf there) to 2^15 with one packed min.
+//                 patched per half. f6e5m0 and f7e5m1 into f16 at 2^-1 (the matmul's choice) halve the
+//                 magnitude in one packed multiply and clamp exponent 31 (inf or NaN there) back to 2^15
+//                 (times 1.5 for f7e5m1's mantissa) with one packed min.
 // Small floats without inf/NaN to f32: fields shifted into place and one multiply; f32 to f16/bf16: one
 // packed cvt per register. A cast that declares its result layout reads each result slot from the source
 // slot holding the same element.
@@ -50,10 +51,11 @@ std::string field(const std::string& src, int words, std::int64_t start) {
   return fmt::format("ab::funnel_r({}[{}], {}[{}], {})", src, w, src, w + 1, r);
 }
 
-// f6e5m0 (E = 5, no mantissa, no inf) into f16 at 2^-1: its values 2^-14..2^16 halve to f16 values, and
-// the vector path decodes them with one packed multiply and one clamp (Emitter::vector_cast).
-bool halves_e5m0(DataType from, DataType to, int exp) {
-  return to == DataType::f16() && from.is_float() && from.exponent_bits() == 5 && from.mantissa_bits() == 0 &&
+// f6e5m0 and f7e5m1 (E = 5, at most one mantissa bit, no inf) into f16 at 2^-1: their values (2^-14..2^16,
+// 2^-15..1.5 * 2^16) halve to f16 values, and the vector path decodes them with one packed multiply and one
+// clamp (Emitter::vector_cast).
+bool halves_e5(DataType from, DataType to, int exp) {
+  return to == DataType::f16() && from.is_float() && from.exponent_bits() == 5 && from.mantissa_bits() <= 1 &&
          !from.has_inf() && !from.has_nan() && exp == -1;
 }
 
@@ -93,9 +95,9 @@ void Emitter::cast(const Instruction& inst) {
     return e >= min_exp && e <= max_exp;
   };
   // (With E = 5 into f16 the all-ones exponent is inf or NaN before the multiply: no rescale there, but
-  // for the halving of f6e5m0, whose clamp puts the one code past f16 back, see vector_cast.)
+  // for the halving of f6e5m0 and f7e5m1, whose clamp puts the codes past f16 back, see vector_cast.)
   const bool folds = f.is_float() && (to.dtype == DataType::f16() ? (f.exponent_bits() < 5 && bias_factor_fits(15, -14, 15)) ||
-                                                                        halves_e5m0(f, to.dtype, exp)
+                                                                        halves_e5(f, to.dtype, exp)
                                                                   : bias_factor_fits(127, -126, 127));
   if (n % 2 == 0 && vector_cast_supported(f, to.dtype) && (exp == 0 || folds))
     return vector_cast(inst, source_slot);
@@ -398,11 +400,16 @@ void Emitter::vector_cast(const Instruction& inst, const std::vector<std::int64_
     line("{{");
     ++indent_;
     line("const ab::u32 x = {};", x);
-    if (halves_e5m0(src_t, dst_t, exp)) {
-      // f6e5m0 at 2^-1: the fields map straight across and halve in one packed multiply, except exponent 31
-      // (2^16), which f16 reads as inf: the magnitude is halved, clamped to 2^15 (inf's half) and given its
-      // sign back. Four instructions a pair (f6e4m1's generic decode takes three).
-      line("const ab::u32 h = ab::hmin2(ab::hmul2(x & 0x7c007c00u, 0x38003800u), 0x78007800u);");
+    if (halves_e5(src_t, dst_t, exp)) {
+      // f6e5m0 and f7e5m1 at 2^-1: the fields map straight across and halve in one packed multiply, except
+      // exponent 31 (2^16 and, for f7e5m1, 1.5 * 2^16), which f16 reads as inf or NaN: the halved magnitude
+      // is clamped to 2^15 times the code's mantissa (a packed min gives the other operand for NaN; every
+      // other code halves below 2^15) and given its sign back. Four instructions a pair for f6e5m0 (f6e4m1's
+      // generic decode takes three), five for f7e5m1, whose clamp carries the mantissa bit (against eight
+      // through f32). 2^15 sits in a register: with both constants immediate, ptxas splits the lop3.
+      const std::string clamp = M == 0 ? "0x78007800u"
+                                       : fmt::format("ab::lop3<0xf8>({}, x, 0x{:08x}u)", constant_register(pair(0x7800u)), pair(1u << 9));
+      line("const ab::u32 h = ab::hmin2(ab::hmul2(x & 0x{:08x}u, 0x38003800u), {});", pair(magnitude), clamp);
       store_pair(j, "ab::lop3<0xf8>(h, x, 0x80008000u)");  // h | (x & sign)
       --indent_;
       line("}}");

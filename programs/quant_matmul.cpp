@@ -436,13 +436,14 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const bool split = s.split_k > 1;
   // When the activation type holds every value of the format exactly, the group scale is applied once per
   // group to an f32 partial sum (sum_k A q s = s sum_k A q); otherwise each weight is scaled through f32
-  // before the product (e.g. f7e5m1 reaches 98304, beyond f16).
-  // f6e5m0 (2^-14..2^16) is the exception with f16 activations: halved, its values are f16 values, so it
-  // decodes at 2^-1 (Emitter::vector_cast: one packed multiply and a clamp) and the sum is doubled after
-  // the loop, exactly, as the small-float bias factor below (sm_80, 4096 x 4096, M = 1: 194 -> 111 issue
-  // slots per 1024 weights against the f32 path).
+  // before the product (e.g. f8e6m1 reaches 1.5 * 2^32, beyond f16).
+  // f6e5m0 (2^-14..2^16) and f7e5m1 (2^-15..1.5 * 2^16) are the exceptions with f16 activations: halved,
+  // their values are f16 values, so they decode at 2^-1 (Emitter::vector_cast: one packed multiply and a
+  // clamp) and the sum is doubled after the loop, exactly, as the small-float bias factor below (sm_80,
+  // 4096 x 4096, M = 1, issue slots per 1024 weights against the f32 path: f6e5m0 194 -> 111, f7e5m1
+  // 184.5 -> 136.5). The products are exact then, where the f32 path rounds each scaled weight to f16.
   const bool halved = act == DataType::f16() && f.weights.is_float() && f.weights.exponent_bits() == 5 &&
-                      f.weights.mantissa_bits() == 0 && !f.weights.has_inf() && f.zeros == ZeroMode::None;
+                      f.weights.mantissa_bits() <= 1 && !f.weights.has_inf() && f.zeros == ZeroMode::None;
   const bool fold_scale = halved || isa::max_finite(f.weights) <= isa::max_finite(act);
   // Small floats with one exponent bit are packed as integers (packed_code_type): they decode as integers
   // do (offset decode: one lop3 a pair and a correction mma, against four instructions a pair moving a
@@ -653,7 +654,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       if (sd && fold_scale) {
         // Shared decode scales each weight in the activation type, a packed multiply a pair (rounding w s
         // once, as the f32 path below does): a warp then multiplies all of the block's columns without
-        // per-column scales, partial sums or their f32 registers. A decoded f6e5m0 is w / 2 (doubled after).
+        // per-column scales, partial sums or their f32 registers. A decoded f6e5m0 or f7e5m1 is w / 2
+        // (doubled after).
         w = bld.name(bld.mul(w, weight_scale[j]), nm("scaled", j));
       } else if (!fold_scale) {
         auto scale = wide_fold ? bld.cast_scaled(weight_scale[j], f32, -wide_fold) : bld.cast(weight_scale[j], f32);
@@ -697,7 +699,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       });
     }
   });
-  // Every weight was decoded times 2^(bias - 15) (f6e5m0: 2^-1), or as an integer 2^(m - 1) times its value.
+  // Every weight was decoded times 2^(bias - 15) (f6e5m0, f7e5m1: 2^-1), or as an integer 2^(m - 1) times its value.
   if (const int after_loop = as_integer ? integer_exp : -bias_fold)
     bld.assign(acc, bld.name(bld.mul(acc, bld.alloc_register(vm::reg(f32, acc_shape, cl), std::ldexp(1.0, after_loop))), "unbiased"));
   if (pipelined) bld.wait_group(0);  // nothing is in flight after the last chunk; this states it

@@ -193,7 +193,8 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       {{isa::parse_dtype("f4e2m1"), DataType::f16(), 256, ZeroMode::None}, {4, 1, 3, 3}, 3, 64, 256},
       // more slices than chunks: empty slices still write their (zero) partials
       {{DataType::unsigned_int(5), DataType::bf16(), 32, ZeroMode::Integer, true}, {4, 1, 4, 5}, 1, 80, 64},
-      // weights scaled in f32 before the product (f7e5m1 exceeds f16), split and M tiles
+      // weights scaled in f32 before the product (f7e6m0 exceeds f16), split and M tiles; f7e5m1 halved into f16
+      {{isa::parse_dtype("f7e6m0"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
       {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
       // weights on the mma A side: 8-row tiles (m1) and 16-row tiles (m2), direct and pipelined, split,
       // zeros, bias, f32-scaled weights
@@ -207,7 +208,7 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       // (g256, unroll 2 and 4), direct loads, f32-scaled weights, weights on A
       {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, {4, 1, 3, 1, false, 2}, 5, 48, 384},
       {{DataType::unsigned_int(4), DataType::bf16(), 32, ZeroMode::Integer, true}, {2, 1, 4, 2, false, 4}, 9, 32, 512},
-      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 1, 0, 1, true, 2}, 3, 32, 192},
+      {{isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None}, {2, 1, 0, 1, true, 2}, 3, 32, 192},
       {{isa::parse_dtype("f4e2m1"), DataType::f16(), 256, ZeroMode::None}, {4, 1, 2, 3, true, 2}, 6, 64, 768},
       {{DataType::unsigned_int(3), DataType::f16(), 256, ZeroMode::Float}, {1, 2, 3, 1, false, 4}, 20, 16, 512},
       {{DataType::signed_int(2), DataType::bf16(), 128, ZeroMode::None, true}, {4, 1, 4, 4, true, 2}, 1, 64, 640},
@@ -217,7 +218,8 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, {4, 1, 4, 1, false, 1, false, true}, 70, 80, 256},
       {{DataType::unsigned_int(4), DataType::bf16(), 64, ZeroMode::Integer, true}, {2, 2, 3, 2, false, 2, false, true}, 45, 48, 384},
       {{isa::parse_dtype("f6e3m2"), DataType::f16(), 32, ZeroMode::Float}, {4, 2, 2, 1, false, 1, false, true}, 130, 64, 128},
-      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None, true}, {2, 1, 4, 1, false, 2, false, true}, 33, 32, 512},
+      {{isa::parse_dtype("f7e6m0"), DataType::f16(), 128, ZeroMode::None, true}, {2, 1, 4, 1, false, 2, false, true}, 33, 32, 512},
+      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 1, 3, 1, false, 1, false, true}, 20, 32, 256},
       {{isa::parse_dtype("f3e2m0"), DataType::f16(), 128, ZeroMode::None}, {4, 1, 3, 3, false, 1, false, true}, 64, 64, 384},
   };
   int index = 0;
@@ -368,7 +370,7 @@ TEST_CASE("half_split_layout: the two codes of every pair at the same offset of 
 }
 
 TEST_CASE("formats beyond f16 decode to f32 without a multiply per weight: the scale carries 2^(127 - bias)") {
-  for (const char* name : {"f8e7m0", "f7e5m1", "f7e6m0"}) {
+  for (const char* name : {"f8e7m0", "f8e6m1", "f7e6m0"}) {
     const DataType t = isa::parse_dtype(name);
     CAPTURE(name);
     const int k = 127 - t.exponent_bias();

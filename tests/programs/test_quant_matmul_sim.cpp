@@ -25,7 +25,8 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
       {isa::parse_dtype("f4e2m1"), DataType::f16(), 32, ZeroMode::None},
       {isa::parse_dtype("f6e3m2"), DataType::bf16(), 128, ZeroMode::None},
       {isa::parse_dtype("f8e4m3"), DataType::f16(), 64, ZeroMode::None},
-      {isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None},
+      {isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None},  // halved into f16
+      {isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None},   // beyond f16: scaled through f32
       {DataType::signed_int(8), DataType::bf16(), 32, ZeroMode::None},
       {DataType::unsigned_int(5), DataType::f16(), 32, ZeroMode::Integer},
       {DataType::signed_int(4), DataType::f16(), 64, ZeroMode::None, true},
@@ -224,7 +225,7 @@ TEST_CASE("whole tiles: weights, scales and zeros loaded without bounds tests, t
       {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None, true}, {4, 1, 4, 2, true, 2}, 3, 64, 1024},
       {{DataType::unsigned_int(3), DataType::bf16(), 32, ZeroMode::Float}, {2, 2, 3, 3}, 21, 96, 384},
       {{isa::parse_dtype("f4e3m0"), DataType::f16(), 64, ZeroMode::None}, {4, 1, 4, 1, true, 4}, 5, 128, 1024},
-      {{isa::parse_dtype("f7e5m1"), DataType::f16(), 32, ZeroMode::None, true}, {4, 1, 0, 3, true}, 8, 64, 192},
+      {{isa::parse_dtype("f7e6m0"), DataType::f16(), 32, ZeroMode::None, true}, {4, 1, 0, 3, true}, 8, 64, 192},
       {{DataType::unsigned_int(2), DataType::f16(), 128, ZeroMode::Integer}, {2, 1, 4, 1, false, 2}, 17, 32, 512},
       {{isa::parse_dtype("f8e4m3"), DataType::bf16(), 128, ZeroMode::None}, {8, 1, 3, 2, false, 2}, 16, 128, 1024},
       {{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, {4, 2, 2, 1, false, 1, false, true}, 150, 64, 1024},
@@ -283,29 +284,44 @@ TEST_CASE("whole tiles: weights, scales and zeros loaded without bounds tests, t
   CHECK_THROWS_WITH_AS(sim.launch(testing::arguments(q)), doctest::Contains("parameter K = 384 is not a multiple of 256"), Error);
 }
 
-TEST_CASE("f6e5m0 with f16 activations decodes halved into f16, the sum doubled once") {
-  const QuantFormat f{isa::parse_dtype("f6e5m0"), DataType::f16(), 64, ZeroMode::None};
-  const std::string text = vm::print(programs::quant_matmul(f));
-  CHECK(text.find("{dtype=f16, exp=-1, finite}") != std::string::npos);  // the codes' cast
-  CHECK(text.find("dtype=f32, exp=") == std::string::npos);      // no scale per weight
-  CHECK(text.find("%unbiased = mul %acc") != std::string::npos);
-  passes::PipelineOptions o;
-  o.emit.divisibility = programs::quant_matmul_divisibility(f, {});
-  const auto lowered = passes::run_pipeline(programs::quant_matmul(f), o);
-  CAPTURE(fmt::format("{}", fmt::join(lowered.kernel.fallbacks, "; ")));
-  CHECK(lowered.kernel.fallbacks.empty());  // no cast element by element
-  CHECK(lowered.kernel.source.find("ab::hmin2(ab::hmul2(x & 0x7c007c00u, 0x38003800u), 0x78007800u)") != std::string::npos);
-  // Weights at the format's extremes (2^16 and 2^-14, both signs; 2^16 halves to f16's 2^15), every row,
-  // on the interpreter and the simulator.
-  auto p = testing::make_problem(f, 3, 32, 128, 78);
-  for (std::size_t i = 0; i < p.q.codes.size(); ++i) {
-    const std::uint32_t extremes[] = {0x1F, 0x3F, 0x01, 0x21, 0x00, 0x10};
-    if (i % 3 == 0) p.q.codes[i] = static_cast<std::uint8_t>(extremes[i / 3 % 6]);
+TEST_CASE("f6e5m0 and f7e5m1 with f16 activations decode halved into f16, the sum doubled once") {
+  // The codes at the formats' extremes: exponent 31 (beyond f16 until halved), the smallest magnitudes
+  // (f7e5m1's subnormal 2^-15 halves to f16's subnormal 2^-16), zero, both signs.
+  struct Case {
+    const char* name;
+    std::string decode;  // the pair's halving multiply and clamp in the kernel
+    std::vector<std::pair<std::uint32_t, double>> extremes;
+  };
+  const Case cases[] = {
+      {"f6e5m0", "ab::hmin2(ab::hmul2(x & 0x7c007c00u, 0x38003800u), 0x78007800u)",
+       {{0x1F, 65536.0}, {0x3F, -65536.0}, {0x01, 0x1p-14}, {0x21, -0x1p-14}, {0x00, 0.0}, {0x10, 2.0}}},
+      {"f7e5m1", "ab::hmin2(ab::hmul2(x & 0x7e007e00u, 0x38003800u), ab::lop3<0xf8>(",
+       {{0x3F, 98304.0}, {0x3E, 65536.0}, {0x7F, -98304.0}, {0x7E, -65536.0}, {0x01, 0x1p-15}, {0x41, -0x1p-15},
+        {0x02, 0x1p-14}, {0x03, 0x1.8p-14}, {0x3D, 49152.0}, {0x00, 0.0}, {0x40, -0.0}}},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const QuantFormat f{isa::parse_dtype(c.name), DataType::f16(), 64, ZeroMode::None};
+    for (const auto& [code, value] : c.extremes) CHECK(isa::decode(f.weights, code) == value);
+    const std::string text = vm::print(programs::quant_matmul(f));
+    CHECK(text.find("{dtype=f16, exp=-1, finite}") != std::string::npos);  // the codes' cast
+    CHECK(text.find("dtype=f32, exp=") == std::string::npos);      // no scale per weight
+    CHECK(text.find("%unbiased = mul %acc") != std::string::npos);
+    passes::PipelineOptions o;
+    o.emit.divisibility = programs::quant_matmul_divisibility(f, {});
+    const auto lowered = passes::run_pipeline(programs::quant_matmul(f), o);
+    CAPTURE(fmt::format("{}", fmt::join(lowered.kernel.fallbacks, "; ")));
+    CHECK(lowered.kernel.fallbacks.empty());  // no cast element by element
+    CHECK(lowered.kernel.source.find(c.decode) != std::string::npos);
+    // Every third weight at an extreme, every row, on the interpreter and the simulator.
+    auto p = testing::make_problem(f, 3, 32, 128, 78);
+    for (std::size_t i = 0; i < p.q.codes.size(); ++i)
+      if (i % 3 == 0) p.q.codes[i] = static_cast<std::uint8_t>(c.extremes[i / 3 % c.extremes.size()].first);
+    p.buffers.at("Wp") = programs::pack_weights(f, p.q.codes, p.N, p.K);
+    vm::interpret(programs::quant_matmul(f), testing::arguments(p));
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+    std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
+    backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(testing::arguments(p));
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
   }
-  p.buffers.at("Wp") = programs::pack_weights(f, p.q.codes, p.N, p.K);
-  vm::interpret(programs::quant_matmul(f), testing::arguments(p));
-  CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
-  std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
-  backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(testing::arguments(p));
-  CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
 }
