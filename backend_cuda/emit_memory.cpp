@@ -51,14 +51,22 @@ static std::string global_element(const std::string& view, const std::vector<std
   return fmt::format("{}", fmt::join(terms, " + "));
 }
 
+// Whether a masked access tests dimension d of its global view (masked=[...] names the tested ones).
+static bool masked_along(const isa::Attributes& a, std::size_t d) {
+  const auto& dims = a.masked_dims;
+  return a.masked && (dims.empty() || std::find(dims.begin(), dims.end(), static_cast<int>(d)) != dims.end());
+}
+
 // The bounds test of a masked access to global view `view` (of type `g`) at element indices `idx`, for a
 // tile of `shape` at `origin`: each index is the origin plus a coordinate in [0, shape). Tests the range
 // analysis proves are left out (a group's scale row is never negative, a broadcast dimension's coordinate
-// is inside its constant extent), which leaves ptxas fewer predicates to recombine every iteration.
-static std::string in_bounds(const Emitter& e, const std::string& view, const TensorType& g, const std::vector<Expr>& origin,
-                             const Shape& shape, const std::vector<std::string>& idx) {
+// is inside its constant extent), which leaves ptxas fewer predicates to recombine every iteration, and so
+// are the dimensions the access does not mask.
+static std::string in_bounds(const Emitter& e, const isa::Attributes& a, const std::string& view, const TensorType& g,
+                             const std::vector<Expr>& origin, const Shape& shape, const std::vector<std::string>& idx) {
   std::vector<std::string> terms;
   for (std::size_t d = 0; d < idx.size(); ++d) {
+    if (!masked_along(a, d)) continue;
     const isa::Interval at = e.range(origin[d]), extent = e.range(g.global_shape[d]);
     const bool top_known = at.hi < INT64_MAX - shape[d];
     if (!at.non_negative()) terms.push_back(fmt::format("{} >= 0", idx[d]));
@@ -83,9 +91,9 @@ void Emitter::load_global(const Instruction& inst) {
   for (int d = 0; d < t.rank(); ++d) {
     const Expr& stride = g.global_strides[d];
     const Expr& offset = inst.operands[0].index[d];
-    const bool in_bounds = !inst.attrs.masked || (g.global_shape[d].is_constant() && offset.is_constant() &&
-                                                  offset.constant() >= 0 &&
-                                                  offset.constant() + t.shape[d] <= g.global_shape[d].constant());
+    const bool in_bounds = !masked_along(inst.attrs, d) ||
+                           (g.global_shape[d].is_constant() && offset.is_constant() && offset.constant() >= 0 &&
+                            offset.constant() + t.shape[d] <= g.global_shape[d].constant());
     broadcast[d] = stride.is_constant() && stride.constant() == 0 && in_bounds;
   }
   std::map<layout::Shape, std::int64_t> loaded;  // slot offset without broadcast coordinates -> first slot
@@ -122,7 +130,7 @@ void Emitter::load_global(const Instruction& inst) {
     const Shape slot = passes::slot_offset(*t.layout, s);
     const auto idx = indices(slot);
     const std::string elem = global_element(view, idx);
-    const std::string cond = inst.attrs.masked ? in_bounds(*this, view, g, inst.operands[0].index, t.shape, idx) : "";
+    const std::string cond = inst.attrs.masked ? in_bounds(*this, inst.attrs, view, g, inst.operands[0].index, t.shape, idx) : "";
     const int group_bits = w * bits;
     if (group_bits % 32 == 0) {
       const std::string load = fmt::format("ab::ld_global<{}>(&{}[{}], {});", group_bits / 8, dst, s * bits / 32, address(slot, idx));
@@ -157,7 +165,8 @@ void Emitter::store_global(const Instruction& inst) {
   for (std::int64_t s = 0; s < t.layout->local_size(); s += w) {
     const auto idx = indices(passes::slot_offset(*t.layout, s));
     const std::string elem = global_element(view, idx);
-    const std::string guard = inst.attrs.masked ? "if (" + in_bounds(*this, view, g, inst.operands[1].index, t.shape, idx) + ") " : "";
+    const std::string guard =
+        inst.attrs.masked ? "if (" + in_bounds(*this, inst.attrs, view, g, inst.operands[1].index, t.shape, idx) + ") " : "";
     const int group_bits = w * bits;
     if (group_bits % 32 == 0) {
       line("{}ab::st_global<{}>({} + {}, &{}[{}]);", guard, group_bits / 8, view, byte_offset(elem, bits), src,
@@ -417,10 +426,20 @@ void Emitter::copy_async(const Instruction& inst) {
     }
   } else {
     std::vector<std::string> rows_in;
-    for (int d = 0; d < last; ++d) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
+    for (int d = 0; d < last; ++d)
+      if (masked_along(inst.attrs, d)) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
     line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
     line("const {} col = {};", narrow ? "int" : "ab::i64", gidx[last]);
-    if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
+    if (chunk_bytes > 0 && !masked_along(inst.attrs, last)) {
+      // Only rows may lie outside: the test and the offset of the rows are the same every time the copy
+      // runs again with another column (loop-invariant), and an excluded row reads nothing from its
+      // column of the view's first row.
+      std::vector<std::string> row_idx(gidx.begin(), gidx.end() - 1);
+      const std::string rows = row_idx.empty() ? std::string("0") : global_element(view, row_idx);
+      line("const int valid = rows_in ? {} : 0;", chunk_bytes);
+      const std::string from_rows = byte_offset(fmt::format("(rows_in ? {} : 0) + col * {}_stride{}", rows, view, last), bits);
+      line("ab::cp_async<{}>(dst, {} + {}({}), valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "", from_rows);
+    } else if (chunk_bytes > 0 && div_.of(g.global_shape[last]) % chunk == 0) {
       // The view ends on a chunk boundary: a chunk is wholly inside or wholly outside.
       const std::string nonneg = range(goff[last]).non_negative() ? "" : "col >= 0 && ";
       line("const int valid = rows_in && {}col < {}_extent{} ? {} : 0;", nonneg, view, last, chunk_bytes);
@@ -434,7 +453,8 @@ void Emitter::copy_async(const Instruction& inst) {
            chunk_bytes, view, last, bits);
       line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), (int)valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "", from);
     } else {
-      line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
+      if (masked_along(inst.attrs, last)) line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
+      else line("const bool in = rows_in;");
       if (bits % 8 == 0) {
         line("ab::u32 v = 0u;");
         line("if (in) ab::ld_global<{}>(&v, {} + {});", bits / 8, view, from);

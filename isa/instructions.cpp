@@ -319,6 +319,18 @@ CheckResult check_instruction(const CheckInput& in) {
     }
     return {};
   };
+  // masked=[D, ...]: dimensions of the global view (operand `view`), ascending, each once.
+  auto masked_dims = [&](std::size_t view) -> std::string {
+    const auto& dims = inst.attrs.masked_dims;
+    for (std::size_t i = 0; i < dims.size(); ++i) {
+      if (dims[i] >= ts[view]->rank())
+        return fmt::format("masked=[{}] names dimension {}, but the global view has rank {}", fmt::join(dims, ", "), dims[i],
+                           ts[view]->rank());
+      if (i > 0 && dims[i] <= dims[i - 1])
+        return fmt::format("masked=[{}] must list dimensions in ascending order, each once", fmt::join(dims, ", "));
+    }
+    return {};
+  };
   std::string e;
   switch (inst.opcode) {
     case Opcode::GlobalView: {
@@ -347,6 +359,7 @@ CheckResult check_instruction(const CheckInput& in) {
     case Opcode::LoadGlobal:
     case Opcode::LoadShared:
       if (e = scopes({inst.opcode == Opcode::LoadGlobal ? Scope::Global : Scope::Shared}); !e.empty()) return fail(e);
+      if (e = masked_dims(0); !e.empty()) return fail(e);
       if (e = check_tile_against(*inst.type, *ts[0]); !e.empty()) return fail(e);
       if (e = check_register_layout(*inst.type, in.threads); !e.empty()) return fail(e);
       return ok(*inst.type);
@@ -354,10 +367,12 @@ CheckResult check_instruction(const CheckInput& in) {
     case Opcode::StoreShared:
       if (e = scopes({Scope::Register, inst.opcode == Opcode::StoreGlobal ? Scope::Global : Scope::Shared}); !e.empty())
         return fail(e);
+      if (e = masked_dims(1); !e.empty()) return fail(e);
       if (e = check_tile_against(*ts[0], *ts[1]); !e.empty()) return fail(e);
       return {};
     case Opcode::CopyAsync: {
       if (e = scopes({Scope::Shared, Scope::Global}); !e.empty()) return fail(e);
+      if (e = masked_dims(1); !e.empty()) return fail(e);
       auto shape = constant_shape(*inst.attrs.shape, e);
       if (!shape) return fail(e);
       if (ts[0]->dtype != ts[1]->dtype)

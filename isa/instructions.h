@@ -36,6 +36,9 @@ struct Attributes {
   std::optional<std::int64_t> n;
   std::optional<double> init;
   bool masked = false;
+  // masked: the dimensions of the global view an access may leave (ascending; empty: every dimension). An
+  // element outside the view along another dimension is an error, and compiled code tests only these.
+  std::vector<int> masked_dims;
   std::optional<std::int64_t> exp;  // cast: the value times 2^exp (an exact rescale; the type rule checks it)
   // cast: the source holds no NaN or infinite code (the interpreter checks it), so a decode may skip their
   // patches; what such a code becomes in compiled code is unspecified.

@@ -567,11 +567,14 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // "the iteration's chunks have landed". Only the last slice can end inside a stage; its chunks past the
   // end lie past K as well, so the copy's bounds fill them with zeros, whose products add nothing. In whole
   // tiles no stage ends early and every block's columns exist: the weights go without bounds tests.
+  // A's rows past M are masked; so is K but in whole tiles, where every chunk a stage copies exists (the
+  // copy's row tests and offsets are then the same every iteration).
+  const vm::Mask a_mask = vm::Mask::along(s.whole_tiles ? std::vector<int>{1} : std::vector<int>{1, 2});
   auto issue = [&](Expr kc, Expr stage) {
     bld.if_then(kc < hi, [&] {
       for (int j = 0; j < u; ++j) {
         const Expr kj = kc + j, sub = stage * u + j;
-        bld.copy_async(sA, {sub, 0, 0}, gA3, {0, m0, kj * (16 * c)}, {1, rows, 16 * c}, /*masked=*/true);  // M's rows
+        bld.copy_async(sA, {sub, 0, 0}, gA3, {0, m0, kj * (16 * c)}, {1, rows, 16 * c}, a_mask);
         if (gWchunks.name.empty()) {
           const std::vector<Expr> from = in_pieces ? std::vector<Expr>{0, first_stream(kj), 0, 0}
                                                    : std::vector<Expr>{0, 0, 0, first_stream(kj) * (c * b)};

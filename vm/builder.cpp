@@ -133,15 +133,17 @@ Value Builder::alloc_register(TensorType type, double init, Loc loc) {
 
 void Builder::free_shared(Value s, Loc loc) { emit(Opcode::FreeShared, {{s.name, {}}}, std::nullopt, {}, loc); }
 
-Value Builder::load_global(Value view, std::vector<Expr> offset, TensorType tile, bool masked, Loc loc) {
+Value Builder::load_global(Value view, std::vector<Expr> offset, TensorType tile, Mask masked, Loc loc) {
   isa::Attributes a;
-  a.masked = masked;
+  a.masked = masked.on;
+  a.masked_dims = masked.dims;
   return emit(Opcode::LoadGlobal, {{view.name, std::move(offset)}}, std::move(tile), a, loc);
 }
 
-void Builder::store_global(Value tile, Value view, std::vector<Expr> offset, bool masked, Loc loc) {
+void Builder::store_global(Value tile, Value view, std::vector<Expr> offset, Mask masked, Loc loc) {
   isa::Attributes a;
-  a.masked = masked;
+  a.masked = masked.on;
+  a.masked_dims = masked.dims;
   emit(Opcode::StoreGlobal, {{tile.name, {}}, {view.name, std::move(offset)}}, std::nullopt, a, loc);
 }
 
@@ -154,10 +156,11 @@ void Builder::store_shared(Value tile, Value s, std::vector<Expr> offset, Loc lo
 }
 
 void Builder::copy_async(Value s, std::vector<Expr> shared_offset, Value view, std::vector<Expr> global_offset,
-                         layout::Shape shape, bool masked, Loc loc) {
+                         layout::Shape shape, Mask masked, Loc loc) {
   isa::Attributes a;
   a.shape = std::vector<Expr>(shape.begin(), shape.end());
-  a.masked = masked;
+  a.masked = masked.on;
+  a.masked_dims = masked.dims;
   emit(Opcode::CopyAsync, {{s.name, std::move(shared_offset)}, {view.name, std::move(global_offset)}}, std::nullopt, a,
        loc);
 }

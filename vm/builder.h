@@ -37,6 +37,20 @@ inline TensorType reg(DataType dtype, layout::Shape shape, std::optional<layout:
   return TensorType::registers(dtype, std::move(shape), std::move(l));
 }
 
+// Which elements of a global access may lie outside the view: none (false), any (true: every dimension is
+// bounds-tested), or those along the named dimensions only (Mask::along({1}): rows of a tile whose columns
+// are known to be inside), which leaves the kernel fewer tests.
+struct Mask {
+  bool on = false;
+  std::vector<int> dims;  // ascending; empty: every dimension
+  Mask(bool masked = false) : on(masked) {}  // NOLINT(google-explicit-constructor): masked=true/false reads as before
+  static Mask along(std::vector<int> dims) {
+    Mask m(true);
+    m.dims = std::move(dims);
+    return m;
+  }
+};
+
 class Builder {
  public:
   explicit Builder(std::string name, int warps = 4, Loc loc = Loc::current());
@@ -52,14 +66,15 @@ class Builder {
   Value alloc_register(TensorType type, double init = 0.0, Loc loc = Loc::current());
   void free_shared(Value s, Loc loc = Loc::current());
 
-  Value load_global(Value view, std::vector<Expr> offset, TensorType tile, bool masked = false, Loc loc = Loc::current());
-  void store_global(Value tile, Value view, std::vector<Expr> offset, bool masked = false, Loc loc = Loc::current());
+  Value load_global(Value view, std::vector<Expr> offset, TensorType tile, Mask masked = false, Loc loc = Loc::current());
+  void store_global(Value tile, Value view, std::vector<Expr> offset, Mask masked = false, Loc loc = Loc::current());
   Value load_shared(Value s, std::vector<Expr> offset, TensorType tile, Loc loc = Loc::current());
   void store_shared(Value tile, Value s, std::vector<Expr> offset, Loc loc = Loc::current());
   // Unmasked, every element must lie inside the view (the interpreter checks); masked, those outside read
-  // as zeros (tails), at the cost of a bounds test per copied chunk in the kernel.
+  // as zeros (tails), at the cost of a bounds test per copied chunk in the kernel (along the masked
+  // dimensions only: Mask::along).
   void copy_async(Value s, std::vector<Expr> shared_offset, Value view, std::vector<Expr> global_offset,
-                  layout::Shape shape, bool masked = false, Loc loc = Loc::current());
+                  layout::Shape shape, Mask masked = false, Loc loc = Loc::current());
   void commit_group(Loc loc = Loc::current());
   void wait_group(int n, Loc loc = Loc::current());
   void sync_threads(Loc loc = Loc::current());

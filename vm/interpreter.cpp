@@ -1,5 +1,6 @@
 #include "vm/interpreter.h"
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
 #include <cstring>
@@ -146,11 +147,19 @@ class BlockRunner {
   }
 
   // Bit offset of a global element, with the view and buffer bounds checks.
-  std::optional<std::int64_t> global_bit(const Instruction& inst, const GlobalView& v, const Shape& idx, bool masked,
+  // A masked access reads zeros outside the view (writes nothing there) along its masked dimensions.
+  std::optional<std::int64_t> global_bit(const Instruction& inst, const GlobalView& v, const Shape& idx,
                                          const std::string& view_name) {
+    const auto& dims = inst.attrs.masked_dims;
     for (std::size_t d = 0; d < idx.size(); ++d)
       if (idx[d] < 0 || idx[d] >= v.shape[d]) {
+        const bool masked =
+            inst.attrs.masked && (dims.empty() || std::find(dims.begin(), dims.end(), static_cast<int>(d)) != dims.end());
         if (masked) return std::nullopt;
+        if (inst.attrs.masked)
+          fail(inst, fmt::format("element [{}] is outside the view %{} of shape [{}] along dimension {}, which "
+                                 "masked=[{}] does not name",
+                                 fmt::join(idx, ", "), view_name, fmt::join(v.shape, ", "), d, fmt::join(dims, ", ")));
         fail(inst, fmt::format("element [{}] is outside the view %{} of shape [{}]; add {{masked}} to predicate the "
                                "tile's tail",
                                fmt::join(idx, ", "), view_name, fmt::join(v.shape, ", ")));
@@ -236,7 +245,7 @@ class BlockRunner {
         RegisterTile tile = make_tile(*inst.type, inst);
         const Shape offset = eval_all(ops[0].index);
         for_each_slot(tile, [&](std::int64_t t, std::int64_t l, const Shape& i) {
-          auto bit = global_bit(inst, v, plus(offset, i), inst.attrs.masked, ops[0].name);
+          auto bit = global_bit(inst, v, plus(offset, i), ops[0].name);
           tile.set(t, l, bit ? isa::read_bits(v.buffer, *bit, v.dtype.bits()) : 0u);
         });
         values_[inst.result] = std::move(tile);
@@ -247,7 +256,7 @@ class BlockRunner {
         GlobalView& v = get<GlobalView>(ops[1].name);
         const Shape offset = eval_all(ops[1].index);
         for_each_logical(tile, [&](const Shape& i, std::uint32_t code) {
-          if (auto bit = global_bit(inst, v, plus(offset, i), inst.attrs.masked, ops[1].name))
+          if (auto bit = global_bit(inst, v, plus(offset, i), ops[1].name))
             isa::write_bits(v.buffer, *bit, v.dtype.bits(), code);
         });
         return;
@@ -280,7 +289,7 @@ class BlockRunner {
         for (auto x : shape) count *= x;
         for (std::int64_t k = 0; k < count; ++k) {
           const Shape i = layout::delinearize(k, shape);
-          auto gbit = global_bit(inst, v, plus(goff, i), inst.attrs.masked, ops[1].name);
+          auto gbit = global_bit(inst, v, plus(goff, i), ops[1].name);
           const std::uint32_t code = gbit ? isa::read_bits(v.buffer, *gbit, v.dtype.bits()) : 0u;  // zero-fill
           const std::int64_t sbit = shared_bit(inst, s, plus(soff, i), ops[0].name);
           uncommitted_.push_back({sbit, v.dtype.bits(), code});

@@ -422,8 +422,13 @@ class Parser {
       }
       if (has_attr(inst, bit)) throw error_at(at, fmt::format("attribute '{}' given twice", key));
       auto& a = inst.attrs;
-      if (bit == isa::MASKED || bit == isa::FINITE) {
-        (bit == isa::MASKED ? a.masked : a.finite) = true;
+      if (bit == isa::FINITE) {
+        a.finite = true;
+        continue;
+      }
+      if (bit == isa::MASKED) {  // masked, or masked=[D, ...]: only those dimensions may leave the view
+        a.masked = true;
+        if (accept('=')) a.masked_dims = dimension_list();
         continue;
       }
       expect('=');
@@ -431,20 +436,7 @@ class Parser {
         case isa::DTYPE: a.dtype = dtype(); break;
         case isa::SHAPE: a.shape = expression_list(); break;
         case isa::STRIDES: a.strides = expression_list(); break;
-        case isa::DIMS: {
-          std::vector<int> dims;
-          expect('[');
-          if (!accept(']')) {
-            do {
-              const auto d = integer();
-              if (d < 0 || d > 64) throw error_at(here(), fmt::format("dimension {} out of range", d));
-              dims.push_back(static_cast<int>(d));
-            } while (accept(','));
-            expect(']');
-          }
-          a.dims = dims;
-          break;
-        }
+        case isa::DIMS: a.dims = dimension_list(); break;
         case isa::OP: a.op = identifier("a reduction (add, max, min)"); break;
         case isa::N: a.n = integer(); break;
         case isa::INIT: a.init = number(); break;
@@ -452,6 +444,21 @@ class Parser {
       }
     } while (accept(','));
     expect('}');
+  }
+
+  // [D, ...]: dimension numbers (dims=, masked=).
+  std::vector<int> dimension_list() {
+    std::vector<int> dims;
+    expect('[');
+    if (!accept(']')) {
+      do {
+        const auto d = integer();
+        if (d < 0 || d > 64) throw error_at(here(), fmt::format("dimension {} out of range", d));
+        dims.push_back(static_cast<int>(d));
+      } while (accept(','));
+      expect(']');
+    }
+    return dims;
   }
 
   TensorType declared_type(bool shared) {

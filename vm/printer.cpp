@@ -9,7 +9,7 @@
 //   OPERAND    := %NAME[EXPR, ...] | %NAME | NAME (pointer parameter)
 //   TYPE       := DTYPE[N, ...] [@ REGISTER_LAYOUT] | shared DTYPE[N, ...] @ SHARED_LAYOUT
 //   ATTR       := dtype=DTYPE | shape=[EXPR, ...] | strides=[EXPR, ...] | dims=[N, ...] | op=NAME | n=N
-//               | init=NUMBER | masked | exp=N | finite
+//               | init=NUMBER | masked | masked=[D, ...] | exp=N | finite
 #include <fmt/format.h>
 
 #include "vm/program.h"
@@ -52,7 +52,8 @@ std::string instruction_text(const Instruction& inst) {
   if (a.op) attrs.push_back("op=" + *a.op);
   if (a.n) attrs.push_back(fmt::format("n={}", *a.n));
   if (a.init) attrs.push_back(fmt::format("init={}", *a.init));
-  if (a.masked) attrs.push_back("masked");
+  if (a.masked)
+    attrs.push_back(a.masked_dims.empty() ? std::string("masked") : fmt::format("masked=[{}]", fmt::join(a.masked_dims, ", ")));
   if (a.exp) attrs.push_back(fmt::format("exp={}", *a.exp));
   if (a.finite) attrs.push_back("finite");
   if (!attrs.empty()) s += fmt::format(" {{{}}}", fmt::join(attrs, ", "));

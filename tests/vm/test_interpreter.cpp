@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "isa/bitpack.h"
@@ -209,6 +210,39 @@ TEST_CASE("async copies land at wait_group; reading an in-flight copy is an erro
                        Error);
   // The first group did land before the failing read.
   for (int i = 0; i < 32; ++i) CHECK(element(b["out"], f32, i) == element(b["x"], f32, i));
+}
+
+TEST_CASE("masked=[D]: zeros outside the view along the named dimensions, an error along the others") {
+  const std::string text = R"(program m(x: ptr<f32>, out: ptr<f32>, r: i32, c: i32) grid(1) warps(1) {
+  %v = global_view x {shape=[r, c], strides=[c, 1]}
+  %o = global_view out {shape=[8, 8], strides=[8, 1]}
+  %s = alloc_shared : shared f32[8,8] @ row_major(8,8)
+  copy_async %s[0, 0], %v[0, 0] {shape=[8, 8], masked=[0]}
+  commit_group
+  wait_group {n=0}
+  sync_threads
+  %t = load_shared %s[0, 0] : f32[8,8] @ spatial(8,4) * local(1,2)
+  %u = load_global %v[0, 0] : f32[8,8] @ spatial(8,4) * local(1,2) {masked=[0]}
+  %w = add %t, %u
+  store_global %w, %o[0, 0]
+}
+)";
+  const vm::Program p = vm::parse(text, "m.vm");
+  vm::HostBuffers b;
+  b["x"].assign(64 * 4, 0);
+  for (int i = 0; i < 64; ++i) {
+    const float f = static_cast<float>(i + 1);
+    std::memcpy(b["x"].data() + 4 * i, &f, 4);
+  }
+  b["out"].assign(64 * 4, 0xFF);
+  // Rows past r read zeros (copy and load alike); every column is inside.
+  vm::interpret(p, vm::as_arguments(b, {{"r", 5}, {"c", 8}}));
+  for (int i = 0; i < 64; ++i) CHECK(element(b["out"], f32, i) == (i < 40 ? 2.0 * (i + 1) : 0.0));
+  // A column past c is outside along dimension 1, which the copy does not mask.
+  CHECK_THROWS_WITH_AS(vm::interpret(p, vm::as_arguments(b, {{"r", 8}, {"c", 6}})),
+                       doctest::Contains("m.vm:5:3: copy_async: element [0, 6] is outside the view %v of shape [8, 6] along "
+                                         "dimension 1, which masked=[0] does not name"),
+                       Error);
 }
 
 TEST_CASE("copy_async: masked zero-fills outside the view, unmasked is an error there") {

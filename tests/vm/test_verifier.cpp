@@ -79,6 +79,11 @@ TEST_CASE("each verifier rule has its own message") {
       {x + "  %h = cast %x {dtype=f16}\n  %i = cast %h {dtype=f16, exp=-1}\n",
        "exp=-1 does not rescale f16 exactly into f16: code 0x1 (5.960464477539063e-08) becomes 2.9802322387695312e-08"},
       {x + "  %h = cast %x : f16[16] @ spatial(16) {dtype=f16}\n", "must keep the shape of f16[32] @ spatial(32)"},
+      {v + "  %x = load_global %g[0] : f32[32] @ spatial(32) {masked=[1]}\n",
+       "load_global: masked=[1] names dimension 1, but the global view has rank 1"},
+      {pipe + "  copy_async %s[0, 0], %gh[0, 0] {shape=[16, 64], masked=[1, 0]}\n",
+       "copy_async: masked=[1, 0] must list dimensions in ascending order, each once"},
+      {pipe + "  copy_async %s[0, 0], %gh[0, 0] {shape=[16, 64], masked=[0, 0]}\n", "must list dimensions in ascending order, each once"},
       {v + "  %y = load_global %g[0] : f32[64] @ spatial(32) * local(2)\n  %h = cast %y : f16[64] @ local(2) * spatial(32) {dtype=f16}\n",
        "f16[64] @ spatial(32) * local(2) cannot become f16[64] @ local(2) * spatial(32) by reordering each thread's slots: "
        "element [32] is in thread 0's slot 1 of the result but not in that thread before"},
