@@ -35,11 +35,59 @@ std::int64_t Divisibility::of(const isa::Expr& e) const {
 
 layout::Shape slot_offset(const layout::RegisterLayout& tile, std::int64_t slot) { return tile.logical_index(0, slot); }
 
+namespace {
+
+// Unmasked accesses to memory of constant strides (shared tiles): slots whose memory offsets are
+// consecutive, across logical dimensions (an mma fragment's values of two 8-column tiles stored side by
+// side), w to a group at offsets the groups' width divides in every thread.
+int memory_contiguous_width(const layout::RegisterLayout& tile, const AccessShape& a, const Divisibility& div) {
+  const int rank = tile.rank();
+  const std::int64_t n = tile.local_size();
+  std::vector<std::int64_t> strides(static_cast<std::size_t>(rank));
+  for (int d = 0; d < rank; ++d) strides[d] = a.strides[d].constant();
+  const auto memory = [&](std::int64_t slot) {
+    const layout::Shape at = slot_offset(tile, slot);
+    std::int64_t o = 0;
+    for (int d = 0; d < rank; ++d) o += at[d] * strides[d];
+    return o;
+  };
+  // Divides the thread-dependent part and the tile offset of every thread's memory offset.
+  std::int64_t divisor = kMaxDivisor;
+  for (int d = 0; d < rank; ++d) {
+    std::int64_t weight = 1;
+    const auto& dims = tile.dim_modes()[d];
+    for (auto it = dims.rbegin(); it != dims.rend(); ++it) {
+      if (std::find(tile.spatial().begin(), tile.spatial().end(), *it) != tile.spatial().end())
+        divisor = std::min(divisor, lowbit(weight * strides[d]));
+      weight *= tile.modes()[*it].size;
+    }
+    divisor = std::min(divisor, std::min(div.of(a.offset[d]) * lowbit(strides[d]), kMaxDivisor));
+  }
+  for (int w = 16; w > 1; w /= 2) {
+    const std::int64_t bits = static_cast<std::int64_t>(w) * a.bits;
+    if (bits < 8 || bits > 128 || (bits & (bits - 1)) != 0) continue;
+    if (n % w != 0 || w > a.contiguous_limit || divisor % w != 0) continue;
+    bool ok = true;
+    for (std::int64_t g = 0; ok && g < n; g += w) {
+      const std::int64_t first = memory(g);
+      ok = first % w == 0;
+      for (int j = 1; ok && j < w; ++j) ok = memory(g + j) == first + j;
+    }
+    if (ok) return w;
+  }
+  return 1;
+}
+
+}  // namespace
+
 int vector_width(const layout::RegisterLayout& tile, const AccessShape& a, const Divisibility& div) {
   const int rank = tile.rank();
   if (rank == 0) return 1;
   const int last = rank - 1;
   const std::int64_t n = tile.local_size();
+  if (a.extent.empty() &&
+      std::all_of(a.strides.begin(), a.strides.end(), [](const isa::Expr& s) { return s.is_constant() && s.constant() >= 0; }))
+    return memory_contiguous_width(tile, a, div);
   // Thread-dependent part of the last index: every spatial mode's weight in the last dimension.
   std::int64_t thread_divisor = kMaxDivisor;
   {

@@ -69,6 +69,20 @@ TEST_CASE("vector width follows contiguity and divisibility") {
   // Sub-byte codes: 32 int4 slots per thread make 16 bytes.
   passes::AccessShape q{4, {0}, {1}, {}};
   CHECK(passes::vector_width(spatial({32}) * local({32}), q, div) == 16);  // 16 x 4 bits per access: 8 bytes
+  // Constant strides (shared tiles): slots consecutive in memory across dimensions. (n / 8, n % 8, k) with
+  // strides (4, 8, 1): a thread's two 8-column tiles of 4 values each lie side by side, 8 f16 in a row.
+  const auto split = local({2, 1, 1}) * spatial({1, 8, 1}) * local({1, 1, 4});
+  passes::AccessShape f{16, {0, 0, 0}, {4, 8, 1}, {}};
+  CHECK(passes::vector_width(split, f, div) == 8);
+  f.strides = {4, 12, 1};  // threads 12 values apart: 8-byte alignment only
+  CHECK(passes::vector_width(split, f, div) == 4);
+  f.strides = {6, 8, 1};  // a gap between the tiles: the second starts at 6
+  CHECK(passes::vector_width(split, f, div) == 2);
+  f.offset = {0, 0, isa::Expr::var("k")};  // an offset of unknown divisibility
+  CHECK(passes::vector_width(split, f, div) == 1);
+  // A swizzle keeps 4 elements contiguous: no wider.
+  passes::AccessShape sw{16, {0, 0, 0}, {4, 8, 1}, {}, 4};
+  CHECK(passes::vector_width(split, sw, div) == 4);
 }
 
 TEST_CASE("a reduction across warps goes through shared scratch memory beyond the plan") {

@@ -200,12 +200,13 @@ TEST_CASE("odd group sizes on the simulator: chunks of 5, 6 and 7 steps (groups 
 TEST_CASE("shared memory traffic of the pipelined schedules is free of bank conflicts") {
   // ldmatrix reads eight 16-byte rows of the A tile at once: the swizzle must put them in distinct banks for
   // rows of 8 and of 16 chunks (chunks of 4 and 8 steps); weight loads and cp.async writes are contiguous;
-  // the decoded weights (sd) are written a 32-bit pair a lane and read back by ldmatrix from columns padded
-  // by 16 bytes.
+  // the decoded weights (sd) are written 16 bytes a lane and read back 16 bytes a lane in fragment order,
+  // lanes 8W + 8 values apart (four warps and two).
   for (int group : {64, 128}) {
     const QuantFormat f{DataType::signed_int(4), DataType::f16(), group, ZeroMode::None};
     for (const programs::Schedule& s : {programs::Schedule{4, 1, 4, 1}, programs::Schedule{4, 2, 4, 1},
-                                        programs::Schedule{4, 1, 4, 1, true}, programs::Schedule{4, 1, 4, 1, false, 1, false, true}}) {
+                                        programs::Schedule{4, 1, 4, 1, true}, programs::Schedule{4, 1, 4, 1, false, 1, false, true},
+                                        programs::Schedule{2, 2, 3, 1, false, 1, false, true}}) {
       CAPTURE(group);
       CAPTURE(programs::describe(s));
       auto p = testing::make_problem(f, 32, 64, 256, 42);
