@@ -265,13 +265,17 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
   // once; they stay in L2) are no more bytes than the weights. Measured on an H200 (docs/measured-h200.md): with
   // four-warp blocks the best split puts about 16 warps per SM on the grid (M = 16 and M = 64: k4 beat k2
   // and k8 by 10-30%); denser grids gained at most 6% at M = 1 and lost elsewhere.
-  const std::int64_t rows = block_rows(s);
-  const std::int64_t blocks = ((N + 16 * s.warps - 1) / (16 * s.warps)) * ((M + rows - 1) / rows);
   const std::int64_t chunks = K / (16 * chunk_steps(f));
   const double weight_bytes = static_cast<double>(N) * K * f.weights.bits() / 8;
-  while (s.split_k < 16 && blocks * s.split_k < 2LL * sm_count && chunks / (2 * s.split_k) >= 2 &&
-         8.0 * 2 * s.split_k * M * N <= weight_bytes)
-    s.split_k *= 2;
+  const auto split_for = [&](Schedule& x) {
+    const std::int64_t rows = block_rows(x);
+    const std::int64_t blocks = ((N + 16 * x.warps - 1) / (16 * x.warps)) * ((M + rows - 1) / rows);
+    x.split_k = 1;
+    while (x.split_k < 16 && blocks * x.split_k < 2LL * sm_count && chunks / (2 * x.split_k) >= 2 &&
+           8.0 * 2 * x.split_k * M * N <= weight_bytes)
+      x.split_k *= 2;
+  };
+  split_for(s);
   // Two chunks an iteration pay the barrier, the pipeline bookkeeping and the loop once for both (sm_80 SASS,
   // 4096 x 4096 g128, issue slots per 1024 weights: int4 M = 1 67.5 -> 60.5, M = 16 79.5 -> 70.2; f4e2m1
   // M = 1 93.5 -> 86.5) at twice the shared memory: taken for the memory-bound batches (M <= 16, whose
@@ -299,11 +303,7 @@ Schedule choose_schedule(const QuantFormat& f, std::int64_t M, std::int64_t N, s
       Schedule sd = s;
       sd.shared_decode = true;
       sd.m_tiles = m_tiles;
-      sd.split_k = 1;
-      const std::int64_t sd_blocks = ((N + 16 * sd.warps - 1) / (16 * sd.warps)) * ((M + block_rows(sd) - 1) / block_rows(sd));
-      while (sd.split_k < 16 && sd_blocks * sd.split_k < 2LL * sm_count && chunks / (2 * sd.split_k) >= 2 &&
-             8.0 * 2 * sd.split_k * M * N <= weight_bytes)
-        sd.split_k *= 2;
+      split_for(sd);  // the same rule over the sd grid (its blocks hold 64 or 128 rows)
       for (int stages : {4, 3, 2}) {
         sd.stages = stages;
         if (2 * shared_bytes(f, sd) <= limit) return with_whole_tiles(sd, f, N, K);
