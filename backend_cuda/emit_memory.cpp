@@ -51,12 +51,6 @@ static std::string global_element(const std::string& view, const std::vector<std
   return fmt::format("{}", fmt::join(terms, " + "));
 }
 
-// Whether a masked access tests dimension d of its global view (masked=[...] names the tested ones).
-static bool masked_along(const isa::Attributes& a, std::size_t d) {
-  const auto& dims = a.masked_dims;
-  return a.masked && (dims.empty() || std::find(dims.begin(), dims.end(), static_cast<int>(d)) != dims.end());
-}
-
 // The bounds test of a masked access to global view `view` (of type `g`) at element indices `idx`, for a
 // tile of `shape` at `origin`: each index is the origin plus a coordinate in [0, shape). Tests the range
 // analysis proves are left out (a group's scale row is never negative, a broadcast dimension's coordinate
@@ -66,7 +60,7 @@ static std::string in_bounds(const Emitter& e, const isa::Attributes& a, const s
                              const std::vector<Expr>& origin, const Shape& shape, const std::vector<std::string>& idx) {
   std::vector<std::string> terms;
   for (std::size_t d = 0; d < idx.size(); ++d) {
-    if (!masked_along(a, d)) continue;
+    if (!isa::masked_along(a, static_cast<int>(d))) continue;
     const isa::Interval at = e.range(origin[d]), extent = e.range(g.global_shape[d]);
     const bool top_known = at.hi < INT64_MAX - shape[d];
     if (!at.non_negative()) terms.push_back(fmt::format("{} >= 0", idx[d]));
@@ -91,7 +85,7 @@ void Emitter::load_global(const Instruction& inst) {
   for (int d = 0; d < t.rank(); ++d) {
     const Expr& stride = g.global_strides[d];
     const Expr& offset = inst.operands[0].index[d];
-    const bool in_bounds = !masked_along(inst.attrs, d) ||
+    const bool in_bounds = !isa::masked_along(inst.attrs, d) ||
                            (g.global_shape[d].is_constant() && offset.is_constant() && offset.constant() >= 0 &&
                             offset.constant() + t.shape[d] <= g.global_shape[d].constant());
     broadcast[d] = stride.is_constant() && stride.constant() == 0 && in_bounds;
@@ -427,10 +421,10 @@ void Emitter::copy_async(const Instruction& inst) {
   } else {
     std::vector<std::string> rows_in;
     for (int d = 0; d < last; ++d)
-      if (masked_along(inst.attrs, d)) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
+      if (isa::masked_along(inst.attrs, d)) rows_in.push_back(fmt::format("{} >= 0 && {} < {}_extent{}", gidx[d], gidx[d], view, d));
     line("const bool rows_in = {};", rows_in.empty() ? "true" : fmt::format("{}", fmt::join(rows_in, " && ")));
     line("const {} col = {};", narrow ? "int" : "ab::i64", gidx[last]);
-    if (chunk_bytes > 0 && !masked_along(inst.attrs, last)) {
+    if (chunk_bytes > 0 && !isa::masked_along(inst.attrs, last)) {
       // Only rows may lie outside: the test and the offset of the rows are the same every time the copy
       // runs again with another column (loop-invariant), and an excluded row reads nothing from its
       // column of the view's first row.
@@ -453,7 +447,7 @@ void Emitter::copy_async(const Instruction& inst) {
            chunk_bytes, view, last, bits);
       line("ab::cp_async<{}>(dst, {} + {}(valid > 0 ? {} : 0), (int)valid);", chunk_bytes, view, narrow ? "(ab::u32)" : "", from);
     } else {
-      if (masked_along(inst.attrs, last)) line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
+      if (isa::masked_along(inst.attrs, last)) line("const bool in = rows_in && col >= 0 && col < {}_extent{};", view, last);
       else line("const bool in = rows_in;");
       if (bits % 8 == 0) {
         line("ab::u32 v = 0u;");

@@ -266,6 +266,11 @@ const char* attr_name(Attr a) {
   return "?";
 }
 
+bool masked_along(const Attributes& a, int d) {
+  const auto& dims = a.masked_dims;
+  return a.masked && (dims.empty() || std::find(dims.begin(), dims.end(), d) != dims.end());
+}
+
 bool has_attribute(const Attributes& a, Attr which) {
   switch (which) {
     case DTYPE: return a.dtype.has_value();

@@ -74,6 +74,8 @@ struct InstructionInfo {
 
 const InstructionInfo& info(Opcode op);
 bool has_attribute(const Attributes& a, Attr which);
+// Whether a masked access bounds-tests (and zero-fills along) dimension d of its global view.
+bool masked_along(const Attributes& a, int d);
 const std::vector<InstructionInfo>& instruction_table();
 // The rule for a cast's exp attribute: an empty string when every finite value of `from` times 2^exp is a
 // value of `to` (so the cast rounds nothing), else why not, naming the first code that fails.

@@ -95,8 +95,8 @@ SharedLayout decoded_tile(const QuantFormat& f, const Schedule& s) {
   return SharedLayout({s.unroll, c, 2 * W, 8, 2, 4, 2}, {c * 32 * lane, 32 * lane, 4, 4 * lane, 2, lane, 1});
 }
 
-// The decoded tile's shape split out of (n, k) = (16W, 16), and back.
-layout::Shape fragment_split(int W) { return {1, 1, 2 * W, 8, 2, 4, 2}; }
+// One chunk's `steps` k steps of the decoded tile with (n, k) = (16W, 16) split as decoded_tile splits them.
+layout::Shape fragment_split(int W, int steps) { return {1, steps, 2 * W, 8, 2, 4, 2}; }
 
 }  // namespace
 
@@ -679,17 +679,15 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
           const RegisterLayout swapped = permute(reshape(l, kn), std::array{0, 1, 3, 2});
           return bld.view(bld.reshape(v, kn), vm::reg(act, swapped.shape(), swapped));
         };
-        layout::Shape split_tile = fragment_split(W);
-        split_tile[1] = c;
-        bld.store_shared(bld.reshape(nk(w, wl, {1, c, 16, width}), split_tile), sWd, {j, 0, 0, 0, 0, 0, 0});
+        bld.store_shared(bld.reshape(nk(w, wl, {1, c, 16, width}), fragment_split(W, c)), sWd, {j, 0, 0, 0, 0, 0, 0});
         bld.sync_threads();
         const RegisterLayout a_step = spatial({W, 1}) * local({mt, 1}) * mma_m16n8k16_a();
         const RegisterLayout w_step = replicated(W) * local({1, 2 * W}) * mma_m16n8k16_b();
         const RegisterLayout w_tile = permute(reshape(w_step, {1, 1, 16, width}), std::array{0, 1, 3, 2});
+        const RegisterLayout w_split = reshape(w_tile, fragment_split(W, 1));
         for (int kk = 0; kk < c; ++kk) {
           auto ak = bld.reshape(bld.load_shared(sA, {stage * u + j, 0, 16 * kk}, vm::reg(act, {1, rows, 16}, reshape(a_step, {1, rows, 16}))),
                                 {rows, 16});
-          const RegisterLayout w_split = reshape(w_tile, fragment_split(W));
           auto wk = bld.reshape(bld.load_shared(sWd, {j, kk, 0, 0, 0, 0, 0}, vm::reg(act, w_split.shape(), w_split)),
                                 {1, 1, width, 16});
           wk = bld.reshape(bld.view(wk, vm::reg(act, {1, 1, 16, width}, reshape(w_step, {1, 1, 16, width}))), {16, width});

@@ -133,17 +133,22 @@ Value Builder::alloc_register(TensorType type, double init, Loc loc) {
 
 void Builder::free_shared(Value s, Loc loc) { emit(Opcode::FreeShared, {{s.name, {}}}, std::nullopt, {}, loc); }
 
-Value Builder::load_global(Value view, std::vector<Expr> offset, TensorType tile, Mask masked, Loc loc) {
+namespace {
+isa::Attributes masked_attributes(const Mask& m) {
   isa::Attributes a;
-  a.masked = masked.on;
-  a.masked_dims = masked.dims;
+  a.masked = m.on;
+  a.masked_dims = m.dims;
+  return a;
+}
+}  // namespace
+
+Value Builder::load_global(Value view, std::vector<Expr> offset, TensorType tile, Mask masked, Loc loc) {
+  isa::Attributes a = masked_attributes(masked);
   return emit(Opcode::LoadGlobal, {{view.name, std::move(offset)}}, std::move(tile), a, loc);
 }
 
 void Builder::store_global(Value tile, Value view, std::vector<Expr> offset, Mask masked, Loc loc) {
-  isa::Attributes a;
-  a.masked = masked.on;
-  a.masked_dims = masked.dims;
+  isa::Attributes a = masked_attributes(masked);
   emit(Opcode::StoreGlobal, {{tile.name, {}}, {view.name, std::move(offset)}}, std::nullopt, a, loc);
 }
 
@@ -157,10 +162,8 @@ void Builder::store_shared(Value tile, Value s, std::vector<Expr> offset, Loc lo
 
 void Builder::copy_async(Value s, std::vector<Expr> shared_offset, Value view, std::vector<Expr> global_offset,
                          layout::Shape shape, Mask masked, Loc loc) {
-  isa::Attributes a;
+  isa::Attributes a = masked_attributes(masked);
   a.shape = std::vector<Expr>(shape.begin(), shape.end());
-  a.masked = masked.on;
-  a.masked_dims = masked.dims;
   emit(Opcode::CopyAsync, {{s.name, std::move(shared_offset)}, {view.name, std::move(global_offset)}}, std::nullopt, a,
        loc);
 }

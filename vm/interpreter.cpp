@@ -153,9 +153,7 @@ class BlockRunner {
     const auto& dims = inst.attrs.masked_dims;
     for (std::size_t d = 0; d < idx.size(); ++d)
       if (idx[d] < 0 || idx[d] >= v.shape[d]) {
-        const bool masked =
-            inst.attrs.masked && (dims.empty() || std::find(dims.begin(), dims.end(), static_cast<int>(d)) != dims.end());
-        if (masked) return std::nullopt;
+        if (isa::masked_along(inst.attrs, static_cast<int>(d))) return std::nullopt;
         if (inst.attrs.masked)
           fail(inst, fmt::format("element [{}] is outside the view %{} of shape [{}] along dimension {}, which "
                                  "masked=[{}] does not name",
