@@ -110,7 +110,7 @@ anybit_status anybit_workspace_size(const anybit_format* format, int64_t M, int6
   return guarded([&] {
     const auto f = to_format(format);
     if (!bytes) throw anybit::Error("matmul: bytes is null");
-    *bytes = anybit::matmul_workspace_bytes(anybit::matmul_schedule(f, M, N, K, anybit::Device::gpu()), M, N);
+    *bytes = anybit::matmul_workspace_bytes(f, anybit::matmul_schedule(f, M, N, K, anybit::Device::gpu()), M, N, K);
   });
 }
 

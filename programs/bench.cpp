@@ -93,7 +93,8 @@ double simulated_block_bytes(const QuantFormat& f, const Schedule& s, std::int64
   const std::int64_t groups = K / f.group;
   const int abits = f.activations.bits();
   std::map<std::string, std::vector<std::uint8_t>> buffers;
-  buffers["A"].assign(isa::packed_bytes(static_cast<std::size_t>(M * K), abits), 0);
+  if (programs::splits_activations(f, one)) buffers["As"].assign(static_cast<std::size_t>(2 * M * K) * 2, 0);
+  else buffers["A"].assign(isa::packed_bytes(static_cast<std::size_t>(M * K), abits), 0);
   buffers["Wp"].assign(programs::packed_size(f, N, K), 0);
   buffers["S"].assign(isa::packed_bytes(static_cast<std::size_t>(groups * N), abits), 0);
   if (f.zeros != programs::ZeroMode::None)
@@ -174,7 +175,7 @@ void time_on_gpu(const QuantFormat& f, const Schedule& s, Row& r, std::map<std::
       p.zeros = ptr(upload(random_bytes(isa::packed_bytes(static_cast<std::size_t>(groups * N), f.weights.bits()))));
     if (f.zeros == programs::ZeroMode::Float) p.zeros = ptr(upload(values(static_cast<std::size_t>(groups * N), 0, 1)));
     if (f.bias) p.bias = ptr(upload(values(static_cast<std::size_t>(N), 0, 1)));
-    p.workspace_bytes = matmul_workspace_bytes(s, M, N);
+    p.workspace_bytes = matmul_workspace_bytes(f, s, M, N, K);
     if (p.workspace_bytes) p.workspace = ptr(upload(std::vector<std::uint8_t>(p.workspace_bytes, 0)));
     MatmulOptions options;
     options.schedule = s;
@@ -323,9 +324,13 @@ Report run(const Options& o) {
           const double mn = static_cast<double>(M) * N;
           r.traffic.kernel += s.split_k * mn * (4 - a) + s.split_k * mn * 4 + mn * a + (f.bias ? N * a : 0.0);
         }
-        const double a_bytes = static_cast<double>(M) * K * a, blocks_n = static_cast<double>(ceil_div(N, 16 * s.warps));
+        // Split activations: split_activations reads A and writes A_hi and A_lo (bf16), which the blocks read
+        // instead of A, and every product is two mma.
+        const bool split_a = programs::splits_activations(f, s);
+        if (split_a) r.traffic.kernel += static_cast<double>(M) * K * (2.0 + 4.0);
+        const double a_bytes = static_cast<double>(M) * K * (split_a ? 4.0 : a), blocks_n = static_cast<double>(ceil_div(N, 16 * s.warps));
         r.traffic.dram = r.traffic.kernel - (a_bytes <= 40e6 ? (blocks_n - 1) * a_bytes : 0.0);
-        const double flops = 2.0 * static_cast<double>(ceil_div(M, rows) * rows) * N * K;
+        const double flops = (split_a ? 4.0 : 2.0) * static_cast<double>(ceil_div(M, rows) * rows) * N * K;
         for (const auto& gpu : gpu_specs()) {
           Model m = model(gpu, r.traffic, flops, issue);
           m.fp16_s = (static_cast<double>(N) * K * 2 + M * K * 2.0 + M * N * 2.0) / gpu.bandwidth;

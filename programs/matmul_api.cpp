@@ -93,7 +93,22 @@ void check_problem(const MatmulProblem& p) {
   check_pointer(p.workspace, "workspace", false);
 }
 
-// Every buffer of the kernels by parameter name with its size in bytes (P: the split-K workspace).
+// Where the workspace holds split-K's partial sums and the split activations (matmul_workspace_bytes).
+struct WorkspaceParts {
+  std::size_t partials = 0, split_offset = 0, split = 0;
+};
+WorkspaceParts workspace_parts(const programs::QuantFormat& f, const programs::Schedule& s, std::int64_t M, std::int64_t N,
+                               std::int64_t K) {
+  WorkspaceParts w;
+  if (s.split_k > 1) w.partials = static_cast<std::size_t>(s.split_k * M * N) * 4;
+  if (programs::splits_activations(f, s)) {
+    w.split_offset = (w.partials + 255) / 256 * 256;
+    w.split = static_cast<std::size_t>(2 * M * K) * 2;
+  }
+  return w;
+}
+
+// Every buffer of the kernels by parameter name with its size in bytes (P and As: parts of the workspace).
 std::map<std::string, std::pair<const void*, std::size_t>> buffers(const MatmulProblem& p, const programs::Schedule& s,
                                                                    void* workspace) {
   const auto& f = p.format;
@@ -106,7 +121,9 @@ std::map<std::string, std::pair<const void*, std::size_t>> buffers(const MatmulP
     out["Z"] = {p.zeros, bytes_of(groups * p.N, f.zeros == programs::ZeroMode::Integer ? f.weights : f.activations)};
   out["C"] = {p.C, bytes_of(p.M * p.N, f.activations)};
   if (f.bias) out["B"] = {p.bias, bytes_of(p.N, f.activations)};
-  if (s.split_k > 1) out["P"] = {workspace, matmul_workspace_bytes(s, p.M, p.N)};
+  const WorkspaceParts w = workspace_parts(f, s, p.M, p.N, p.K);
+  if (w.partials) out["P"] = {workspace, w.partials};
+  if (w.split) out["As"] = {workspace ? static_cast<std::uint8_t*>(workspace) + w.split_offset : nullptr, w.split};
   return out;
 }
 
@@ -123,7 +140,9 @@ std::vector<Compiled*> kernels(const MatmulProblem& p, const programs::Schedule&
   std::lock_guard<std::mutex> lock(mutex);
   auto& out = cache[std::move(key)];
   if (out.empty()) {
-    std::vector<Compiled*> built{&compiled(programs::quant_matmul(f, s), emit)};
+    std::vector<Compiled*> built;
+    if (programs::splits_activations(f, s)) built.push_back(&compiled(programs::split_activations(f), emit));
+    built.push_back(&compiled(programs::quant_matmul(f, s), emit));
     if (s.split_k > 1) built.push_back(&compiled(programs::splitk_reduce(f, s.split_k), emit));
     out = std::move(built);
   }
@@ -167,7 +186,7 @@ programs::Schedule schedule_for(const MatmulProblem& p, bool gpu, const MatmulOp
 
 // Split-K workspace bytes the schedule needs; anybit::Error when the caller's workspace is smaller.
 std::size_t workspace_needed(const MatmulProblem& p, const programs::Schedule& s) {
-  const std::size_t need = matmul_workspace_bytes(s, p.M, p.N);
+  const std::size_t need = matmul_workspace_bytes(p.format, s, p.M, p.N, p.K);
   if (p.workspace && p.workspace_bytes < need)
     throw Error(fmt::format("matmul: the workspace holds {} bytes, the schedule {} needs {}", p.workspace_bytes,
                             programs::describe(s), need));
@@ -178,8 +197,10 @@ std::map<std::string, std::int64_t> scalars(const MatmulProblem& p) { return {{"
 
 }  // namespace
 
-std::size_t matmul_workspace_bytes(const programs::Schedule& s, std::int64_t M, std::int64_t N) {
-  return s.split_k > 1 ? static_cast<std::size_t>(s.split_k * M * N) * 4 : 0;
+std::size_t matmul_workspace_bytes(const programs::QuantFormat& f, const programs::Schedule& s, std::int64_t M, std::int64_t N,
+                                   std::int64_t K) {
+  const WorkspaceParts w = workspace_parts(f, s, M, N, K);
+  return w.split ? w.split_offset + w.split : w.partials;
 }
 
 programs::Schedule matmul_schedule(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K, Device device) {
@@ -239,15 +260,20 @@ MatmulResult matmul_device(const MatmulProblem& p, const MatmulOptions& options)
   std::uint64_t own = 0;
   std::map<std::string, std::uint64_t> pointers;
   for (auto& [name, buffer] : buffers(p, result.schedule, p.workspace)) {
-    if (name == "P" && !buffer.first) continue;
+    if ((name == "P" || name == "As") && !buffer.first) continue;  // allocated below
     const auto address = reinterpret_cast<std::uint64_t>(buffer.first);
     if (!backend_cuda::is_device_pointer(address))
       throw Error(fmt::format("matmul: {} is not device memory (matmul_device takes CUdeviceptr values)",
                               name == "Wp" ? "packed_weights" : name == "S" ? "scales" : name == "Z" ? "zeros"
-                                                              : name == "B" ? "bias" : name == "P" ? "workspace" : name));
+                                                              : name == "B" ? "bias" : name == "P" || name == "As" ? "workspace" : name));
     pointers[name] = address;
   }
-  if (need && !p.workspace) pointers["P"] = own = backend_cuda::gpu_alloc(need);
+  if (need && !p.workspace) {
+    const WorkspaceParts parts = workspace_parts(p.format, result.schedule, p.M, p.N, p.K);
+    own = backend_cuda::gpu_alloc(need);
+    if (parts.partials) pointers["P"] = own;
+    if (parts.split) pointers["As"] = own + parts.split_offset;
+  }
   try {
     for (Compiled* k : kernels(p, result.schedule))
       backend_cuda::launch_on_device(k->program, k->kernel, device_function(*k), pointers, scalars(p), options.stream);
@@ -379,7 +405,7 @@ TuneResult tune_matmul(const programs::QuantFormat& f, std::int64_t M, std::int6
     const auto candidates = tuning_candidates(f, M, K, device.arch());
     float best = INFINITY;
     for (const auto& s : candidates) {
-      p.workspace_bytes = matmul_workspace_bytes(s, M, N);
+      p.workspace_bytes = matmul_workspace_bytes(f, s, M, N, K);
       p.workspace = p.workspace_bytes ? device_buffer(p.workspace_bytes) : nullptr;
       MatmulOptions options;
       options.schedule = s;

@@ -37,8 +37,8 @@ struct MatmulProblem {
   const void* zeros = nullptr;           // K/g x N codes (weight format or activation type); null without zeros
   void* C = nullptr;                     // M x N activation codes, written
   const void* bias = nullptr;            // N activation codes when format.bias, else null
-  // Split-K partial sums (matmul_workspace_bytes); null: the call allocates it (matmul_device then waits
-  // for the kernels before returning, to free it).
+  // Split-K partial sums and split activations (matmul_workspace_bytes); null: the call allocates it
+  // (matmul_device then waits for the kernels before returning, to free it).
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
 };
@@ -67,10 +67,13 @@ MatmulResult matmul(const MatmulProblem& problem, Device device = Device::best()
 // is not device memory.
 MatmulResult matmul_device(const MatmulProblem& problem, const MatmulOptions& options = {});
 
-// The schedule a call on `device` would use, and the workspace bytes it needs (0 without split-K).
+// The schedule a call on `device` would use, and the workspace bytes it needs: split-K's f32 partial sums
+// (split x M x N), then, 256-byte aligned, the bf16 A_hi and A_lo of programs::splits_activations (2 x M x
+// K); 0 for neither.
 programs::Schedule matmul_schedule(const programs::QuantFormat& f, std::int64_t M, std::int64_t N, std::int64_t K,
                                    Device device = Device::best());
-std::size_t matmul_workspace_bytes(const programs::Schedule& s, std::int64_t M, std::int64_t N);
+std::size_t matmul_workspace_bytes(const programs::QuantFormat& f, const programs::Schedule& s, std::int64_t M, std::int64_t N,
+                                   std::int64_t K);
 
 // GPU only: times every candidate schedule for this problem on GPU 0 (median of `repeats` runs each, after a
 // warm-up) and stores the fastest in the cache directory, where later calls find it.

@@ -400,7 +400,8 @@ std::int64_t shared_bytes(const QuantFormat& f, const Schedule& s) {
     return static_cast<std::int64_t>(isa::packed_bytes(static_cast<std::size_t>(l.span()), bits));
   };
   const auto aligned = [](std::int64_t v) { return (v + vm::kSharedAlignment - 1) / vm::kSharedAlignment * vm::kSharedAlignment; };
-  const std::int64_t a = aligned(bytes(t.a, f.activations.bits())), w = bytes(t.w, 8);
+  // Split activations: two A tiles of bf16 (A_hi, A_lo), each at a 128-byte boundary.
+  const std::int64_t a = (splits_activations(f, s) ? 2 : 1) * aligned(bytes(t.a, f.activations.bits())), w = bytes(t.w, 8);
   return s.shared_decode ? aligned(a + w) + bytes(decoded_tile(f, s), f.activations.bits()) : a + w;
 }
 
@@ -433,6 +434,45 @@ backend_cuda::EmitOptions quant_matmul_emit_options(const QuantFormat& f, const 
   return {quant_matmul_divisibility(f, s), quant_matmul_bounds(M, N, K)};
 }
 
+namespace {
+
+// f6e5m0 (2^-14..2^16) and f7e5m1 (2^-15..1.5 * 2^16) with f16 activations: halved, their values are f16
+// values (see quant_matmul).
+bool decodes_halved(const QuantFormat& f) {
+  return f.activations == DataType::f16() && f.weights.is_float() && f.weights.exponent_bits() == 5 &&
+         f.weights.mantissa_bits() <= 1 && !f.weights.has_inf() && f.zeros == ZeroMode::None;
+}
+
+}  // namespace
+
+bool splits_activations(const QuantFormat& f, const Schedule& s) {
+  return f.activations == DataType::f16() && f.weights.is_float() && f.zeros == ZeroMode::None && !s.shared_decode &&
+         !decodes_halved(f) && isa::max_finite(f.weights) > isa::max_finite(DataType::f16());
+}
+
+vm::Program split_activations(const QuantFormat& f) {
+  if (f.activations != DataType::f16())
+    throw Error(fmt::format("split_activations: activations must be f16, not {}", f.activations.name()));
+  const DataType f16 = DataType::f16(), bf16 = DataType::bf16(), f32 = DataType::f32();
+  const int warps = 4, width = 8 * 32 * warps;  // each thread splits 8 consecutive activations: 16-byte loads
+  vm::Builder bld("split_activations_f16", warps);
+  auto pa = bld.pointer("A", f16), ps = bld.pointer("As", bf16);
+  Expr M = bld.i32("M"), K = bld.i32("K");
+  bld.grid({isa::ceil_div(K, width), M});
+  const Expr m = bld.let("m", isa::block_idx_y()), k0 = bld.let("k0", isa::block_idx_x() * width);
+  const RegisterLayout row = spatial({1, 1, 32 * warps}) * local({1, 1, 8});
+  auto A = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA");
+  auto a = bld.name(bld.cast(bld.load_global(A, {0, m, k0}, vm::reg(f16, {1, 1, width}, row), true), f32), "a");
+  // hi = A rounded to bf16; A - hi is exact in f32 and, at most half of hi's last place and a multiple of
+  // A's, has at most 3 significant bits: exact in bf16 too.
+  auto hi = bld.name(bld.cast(a, bf16), "hi");
+  auto lo = bld.name(bld.cast(bld.sub(a, bld.cast(hi, f32)), bf16), "lo");
+  auto As = bld.name(bld.global_view(ps, {2, M, K}, {M * K, K, 1}), "gAs");
+  bld.store_global(hi, As, {0, m, k0}, true);
+  bld.store_global(lo, As, {1, m, k0}, true);
+  return bld.build();
+}
+
 vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   validate(s);
   const DataType act = f.activations, f32 = DataType::f32(), u8 = DataType::unsigned_int(8);
@@ -448,9 +488,11 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // clamp) and the sum is doubled after the loop, exactly, as the small-float bias factor below (sm_80,
   // 4096 x 4096, M = 1, issue slots per 1024 weights against the f32 path: f6e5m0 194 -> 111, f7e5m1
   // 184.5 -> 136.5). The products are exact then, where the f32 path rounds each scaled weight to f16.
-  const bool halved = act == DataType::f16() && f.weights.is_float() && f.weights.exponent_bits() == 5 &&
-                      f.weights.mantissa_bits() <= 1 && !f.weights.has_inf() && f.zeros == ZeroMode::None;
-  const bool fold_scale = halved || isa::max_finite(f.weights) <= isa::max_finite(act);
+  const bool halved = decodes_halved(f);
+  // Formats beyond f16 (splits_activations): decoded exactly to bf16, the mma on bf16 twice, for A_hi and A_lo.
+  const bool split_a = splits_activations(f, s);
+  const DataType operand = split_a ? DataType::bf16() : act;  // the mma's operand type
+  const bool fold_scale = halved || split_a || isa::max_finite(f.weights) <= isa::max_finite(act);
   // Small floats with one exponent bit are packed as integers (packed_code_type): they decode as integers
   // do (offset decode: one lop3 a pair and a correction mma, against four instructions a pair moving a
   // sign and its fields), and their factor 2^(1 - m) multiplies the f32 sum once after the loop.
@@ -464,7 +506,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // multiply of the scales either.
   // Under shared_decode the weights are scaled before they are stored (below): they decode to their values.
   const int bias_fold = halved ? -1
-                        : !s.shared_decode && fold_scale && act == DataType::f16() && f.weights.is_float() && !as_integer && f.zeros == ZeroMode::None
+                        : !s.shared_decode && fold_scale && operand == DataType::f16() && f.weights.is_float() && !as_integer && f.zeros == ZeroMode::None
                             ? f.weights.exponent_bias() - 15
                             : 0;
   // Formats beyond f16 decode to f32 by moving their fields into f32's, which leaves every value times
@@ -477,7 +519,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
                               f.zeros == ZeroMode::None ? "" : f.zeros == ZeroMode::Integer ? "_zint" : "_zfloat",
                               f.bias && !split ? "_bias" : "", schedule),
                   W);
-  auto pa = bld.pointer("A", act), pw = bld.pointer("Wp", u8), ps = bld.pointer("S", act);
+  auto pa = bld.pointer(split_a ? "As" : "A", operand), pw = bld.pointer("Wp", u8), ps = bld.pointer("S", act);
+  const int planes = split_a ? 2 : 1;  // A, or A_hi and A_lo
   vm::Pointer pz{};
   if (f.zeros == ZeroMode::Integer) pz = bld.pointer("Z", f.weights);
   if (f.zeros == ZeroMode::Float) pz = bld.pointer("Z", act);
@@ -492,7 +535,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   bld.grid({isa::ceil_div(N, width), isa::ceil_div(M, rows), s.split_k});
   const Expr tiles = bld.let("tiles", N / 16);  // 16-column tiles of the packed weights
   const std::int64_t chunk_bytes = 32LL * W * c * b;
-  auto A = bld.name(bld.global_view(pa, {M, K}, {K, 1}), "gA");
+  // A as planes x M x K (one plane: a stride-0 first dimension).
+  auto A = bld.name(bld.global_view(pa, {planes, M, K}, {split_a ? M * K : Expr(0), K, 1}), "gA");
   auto Wv = bld.name(bld.global_view(pw, {K / (16 * c) * tiles * 32, c * b}, {c * b, 1}), "gW");
   // Scales and zeros are broadcast over K inside a group: a stride-0 middle dimension.
   // Its extent is the taller of the tiles read from it: the weights' 16c rows of K, or the accumulator's
@@ -517,7 +561,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   const Expr m0 = bld.let("m0", isa::block_idx_y() * rows), n0 = bld.let("n0", isa::block_idx_x() * width);
   // The first stream of this block's weights inside chunk kc: W tiles of 32 lanes.
   auto first_stream = [&](Expr kc) { return (kc * tiles + isa::block_idx_x() * W) * 32; };
-  const DataType mid = fold_scale ? act : f32;
+  const DataType mid = fold_scale ? operand : f32;
   // One group's slice of scales (or zeros) in the layout `l` of a tile of `r` rows.
   auto group_tile = [&](vm::Value view, DataType t, Expr group, int r, const RegisterLayout& l) {
     auto t3 = bld.load_global(view, {group, 0, n0}, vm::reg(t, {1, r, width}, reshape(l, {1, r, width})), !s.whole_tiles);
@@ -534,7 +578,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   }
   // The chunk kc of A and of the packed weights, as register tiles, from global memory or from stage
   // `stage` of the shared buffers.
-  vm::Value sA{}, sW{}, sWd{}, gWflat{}, gWchunks{}, gA3{};
+  vm::Value sW{}, sWd{}, gWflat{}, gWchunks{};
+  std::vector<vm::Value> sA(static_cast<std::size_t>(planes));
   const bool pipelined = s.stages >= 2;
   const int stages = s.stages;
   // A as the mma A operand, or (swap) A^T as the B operand, loaded in A's [rows, 16c] orientation.
@@ -549,7 +594,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   if (pipelined) {
     // A stage is `u` chunks: sub-stage stage * u + j holds the iteration's j-th.
     const StageTiles shared = stage_tiles(f, s);
-    sA = bld.name(bld.alloc_shared(act, shared.a), "sA");
+    for (int p = 0; p < planes; ++p) sA[p] = bld.name(bld.alloc_shared(operand, shared.a), p ? "sAlo" : split_a ? "sAhi" : "sA");
     sW = bld.name(bld.alloc_shared(u8, shared.w), "sW");
     if (sd) sWd = bld.name(bld.alloc_shared(act, decoded_tile(f, s)), "sWd");
     const Expr streams = K / (16 * c) * tiles * 32;
@@ -566,7 +611,6 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       const Expr region = tiles * (32 * c * b);
       gWchunks = bld.name(bld.global_view(pw, {K / (16 * c), 1, 1, region}, {region, 0, 0, 1}), "gWchunks");
     }
-    gA3 = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA3");
   }
   // Copies the u chunks from kc on (when this block multiplies the first) into a shared stage; one commit
   // per call, so that every iteration closes exactly one group and wait_group(stages - 2) always means
@@ -580,7 +624,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     bld.if_then(kc < hi, [&] {
       for (int j = 0; j < u; ++j) {
         const Expr kj = kc + j, sub = stage * u + j;
-        bld.copy_async(sA, {sub, 0, 0}, gA3, {0, m0, kj * (16 * c)}, {1, rows, 16 * c}, a_mask);
+        for (int p = 0; p < planes; ++p) bld.copy_async(sA[p], {sub, 0, 0}, A, {p, m0, kj * (16 * c)}, {1, rows, 16 * c}, a_mask);
         if (gWchunks.name.empty()) {
           const std::vector<Expr> from = in_pieces ? std::vector<Expr>{0, first_stream(kj), 0, 0}
                                                    : std::vector<Expr>{0, 0, 0, first_stream(kj) * (c * b)};
@@ -638,18 +682,20 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
     }
     for (int j = 0; j < u; ++j) {
       const Expr kc = kcs[j];
-      vm::Value a{}, bytes{};
+      std::vector<vm::Value> a(static_cast<std::size_t>(planes));
+      vm::Value bytes{};
+      for (int p = 0; p < planes && !sd; ++p) {
+        const vm::TensorType a_tile = vm::reg(operand, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}));
+        a[p] = bld.reshape(pipelined ? bld.load_shared(sA[p], {stage * u + j, 0, 0}, a_tile)
+                                     : bld.load_global(A, {p, m0, kc * (16 * c)}, a_tile, true),
+                           {rows, 16 * c});
+        a[p] = bld.name(a[p], nm(p ? "alo" : "a", j));
+      }
       if (pipelined) {
-        const Expr sub = stage * u + j;
-        if (!sd)
-          a = bld.reshape(bld.load_shared(sA, {sub, 0, 0}, vm::reg(act, {1, rows, 16 * c}, reshape(a_layout, {1, rows, 16 * c}))),
-                          {rows, 16 * c});
-        bytes = bld.reshape(bld.load_shared(sW, {sub, 0, 0, 0}, vm::reg(u8, stage_tile, stage_layout)), {32 * W, c * b});
+        bytes = bld.reshape(bld.load_shared(sW, {stage * u + j, 0, 0, 0}, vm::reg(u8, stage_tile, stage_layout)), {32 * W, c * b});
       } else {
-        a = bld.load_global(A, {m0, kc * (16 * c)}, vm::reg(act, {rows, 16 * c}, a_layout), true);
         bytes = bld.load_global(Wv, {first_stream(kc), 0}, vm::reg(u8, {32 * W, c * b}, byte_layout), !s.whole_tiles);
       }
-      if (!sd) a = bld.name(a, nm("a", j));
       bytes = bld.name(bytes, nm("bytes", j));
       auto codes = bld.name(bld.view(bytes, vm::reg(codes_type, {16 * c, width}, half_split_layout(wl, b))), nm("codes", j));
       const int fold = bias_fold ? bias_fold : wide_fold;
@@ -686,7 +732,7 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
         const RegisterLayout w_tile = permute(reshape(w_step, {1, 1, 16, width}), std::array{0, 1, 3, 2});
         const RegisterLayout w_split = reshape(w_tile, fragment_split(W, 1));
         for (int kk = 0; kk < c; ++kk) {
-          auto ak = bld.reshape(bld.load_shared(sA, {stage * u + j, 0, 16 * kk}, vm::reg(act, {1, rows, 16}, reshape(a_step, {1, rows, 16}))),
+          auto ak = bld.reshape(bld.load_shared(sA[0], {stage * u + j, 0, 16 * kk}, vm::reg(act, {1, rows, 16}, reshape(a_step, {1, rows, 16}))),
                                 {rows, 16});
           auto wk = bld.reshape(bld.load_shared(sWd, {j, kk, 0, 0, 0, 0, 0}, vm::reg(act, w_split.shape(), w_split)),
                                 {1, 1, width, 16});
@@ -694,10 +740,10 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
           bld.dot(acc, bld.name(ak, fmt::format("{}_{}", nm("a", j), kk)), bld.name(wk, fmt::format("{}_{}", nm("wd", j), kk)));
         }
         continue;  // scaled weights: no partial sum to close at the group's end
-      } else if (swap) {
-        bld.dot(part, transpose(w, act, wl), transpose(a, act, a_layout));
-      } else {
-        bld.dot(part, a, w);
+      }
+      for (const vm::Value& ap : a) {  // A, or A_hi then A_lo: the same weights twice
+        if (swap) bld.dot(part, transpose(w, operand, wl), transpose(ap, operand, a_layout));
+        else bld.dot(part, ap, w);
       }
       const Expr group_end = isa::eq(kc % steps_per_group, Expr(steps_per_group - 1));
       bld.if_then(split ? group_end || isa::eq(kc, hi - 1) : group_end, [&] {

@@ -127,6 +127,7 @@ isa::DataType packed_code_type(isa::DataType weights);
 
 // The kernel as a VM program: parameters A, Wp (packed), S, [Z], [B (bias)], C, M, N, K; with split_k > 1
 // the parameters are A, Wp, S, [Z], P (f32 workspace, split_k x M x N), M, N, K and splitk_reduce finishes.
+// Where splits_activations(f, s), As (the bf16 pair of A that split_activations writes) replaces A.
 // The order of a lane's codes in its packed stream: `fragment` (the mma operand order) with each 32-bit
 // word of 1, 2 or 4-bit codes holding the first weight of each of its pairs (adjacent slots) in its low
 // half and the second in its high half, at the same offset, so that one lop3 and one packed fma decode a
@@ -161,6 +162,18 @@ std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int
 // uses: the divisibility facts and the bounds above.
 backend_cuda::EmitOptions quant_matmul_emit_options(const QuantFormat& f, const Schedule& s, std::int64_t M, std::int64_t N,
                                                     std::int64_t K);
+
+// Formats whose values f16 cannot hold (exponents of 6 bits and more: f7e6m0, f8e6m1, f8e7m0 reach
+// 2^32..2^64) with f16 activations and no zero points, outside shared_decode: the weights decode exactly
+// to bf16 and the mma runs on bf16, with each activation split once per launch into A_hi + A_lo, two bf16
+// values whose sum is the f16 value exactly (A_hi = A rounded to bf16; the remainder has at most 3
+// significant bits). Two mma per fragment then give the exact products, where scaling each weight through
+// f32 rounded it to f16 (and cost about 8 instructions a pair of weights against 3).
+bool splits_activations(const QuantFormat& f, const Schedule& s);
+
+// The prologue of a schedule that splits_activations: As[0, m, k] = bf16(A[m, k]), As[1, m, k] =
+// bf16(A[m, k] - As[0, m, k]), exact. Parameters A (f16, M x K), As (bf16, 2 x M x K), M, K.
+vm::Program split_activations(const QuantFormat& f);
 
 // The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation
 // type. Parameters P, [B], C, M, N.

@@ -414,6 +414,8 @@ int cmd_matmul(const MatmulCommand& o) {
              schedule.warps, programs::block_rows(schedule), 16 * schedule.warps,
              schedule.weights_on_a ? ", weights as the mma A operand" : "",
              schedule.split_k > 1 ? fmt::format(", K in {} slices summed in f32 by splitk_reduce", schedule.split_k) : "");
+  if (programs::splits_activations(f, schedule))
+    fmt::print("activations split once per launch into bf16 A_hi + A_lo by split_activations (the weights decode to bf16)\n");
   if (!o.emit.empty()) {
     if (o.emit == "cuda") {
       write_output(o.out, lowered.kernel.source);
@@ -429,6 +431,11 @@ int cmd_matmul(const MatmulCommand& o) {
   const auto c = compile_kernel(lowered.kernel, o.arch);
   fmt::print("{}: {} registers, {} bytes spilled, {} bytes of shared memory\n", o.arch, c.stats.registers,
              c.stats.spill_store_bytes + c.stats.spill_load_bytes, lowered.kernel.shared_bytes);
+  if (programs::splits_activations(f, schedule)) {
+    const auto r = compile_kernel(passes::run_pipeline(programs::split_activations(f), options).kernel, o.arch);
+    fmt::print("{} (split_activations): {} registers, {} bytes spilled\n", o.arch, r.stats.registers,
+               r.stats.spill_store_bytes + r.stats.spill_load_bytes);
+  }
   if (schedule.split_k > 1) {
     const auto r = compile_kernel(passes::run_pipeline(programs::splitk_reduce(f, schedule.split_k), options).kernel, o.arch);
     fmt::print("{} (splitk_reduce): {} registers, {} bytes spilled\n", o.arch, r.stats.registers,

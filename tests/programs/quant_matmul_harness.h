@@ -67,11 +67,22 @@ struct ScheduleCase {
   std::int64_t M, N, K;
 };
 
-// Runs the kernel for schedule `s` and, under split-K, the reduction after it, through `run` (the
-// interpreter or a simulator launch); the f32 workspace is part of the problem's buffers.
-inline void run_schedule(QuantProblem& p, const programs::Schedule& s,
-                         const std::function<void(const vm::Program&, const vm::Arguments&)>& run) {
+using Runner = std::function<void(const vm::Program&, const vm::Arguments&)>;
+
+// Where schedule `s` splits the activations (programs::splits_activations): the As workspace, written by
+// split_activations through `run`, for a kernel that reads it.
+inline void split_activations(QuantProblem& p, const programs::Schedule& s, const Runner& run) {
+  if (!programs::splits_activations(p.format, s)) return;
+  p.buffers["As"].assign(static_cast<std::size_t>(2 * p.M * p.K * 2), 0xff);  // NaN until written
+  run(programs::split_activations(p.format), arguments(p));
+}
+
+// Runs the kernel for schedule `s`, after the activations' split where it splits them and before the
+// reduction under split-K, through `run` (the interpreter or a simulator launch); the workspaces are part
+// of the problem's buffers.
+inline void run_schedule(QuantProblem& p, const programs::Schedule& s, const Runner& run) {
   if (s.split_k > 1) p.buffers["P"].assign(static_cast<std::size_t>(s.split_k * p.M * p.N * 4), 0xff);  // NaN until written
+  split_activations(p, s, run);
   run(programs::quant_matmul(p.format, s), arguments(p));
   if (s.split_k > 1) run(programs::splitk_reduce(p.format, s.split_k), arguments(p));
 }

@@ -176,8 +176,8 @@ TEST_CASE("matmul() with split-K: the call's own workspace, the caller's, and on
   CHECK(r.schedule.whole_tiles);
   CHECK(r.counters.mma > 0);
   CHECK(testing::relative_error(p) <= testing::tolerance(f, 256));
-  CHECK(matmul_workspace_bytes(*o.schedule, 3, 64) == 4u * 3 * 64 * 4);
-  CHECK(matmul_workspace_bytes(programs::Schedule{}, 3, 64) == 0);
+  CHECK(matmul_workspace_bytes(f, *o.schedule, 3, 64, 256) == 4u * 3 * 64 * 4);
+  CHECK(matmul_workspace_bytes(f, programs::Schedule{}, 3, 64, 256) == 0);
   alignas(16) static float workspace[4 * 3 * 64];
   std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
   MatmulProblem q = problem_of(p);
@@ -188,6 +188,34 @@ TEST_CASE("matmul() with split-K: the call's own workspace, the caller's, and on
   CHECK_THROWS_WITH_AS(matmul(q, Device::sim(), o), doctest::Contains("the workspace holds 3068 bytes, the schedule w4 m1 s3 k4 whole needs 3072"), Error);
   o.schedule = programs::Schedule{4, 1, 3, 0};
   CHECK_THROWS_WITH_AS(matmul(problem_of(p), Device::sim(), o), doctest::Contains("split_k must be 1..64, not 0"), Error);
+}
+
+TEST_CASE("matmul() with split activations: the workspace holds the partials, then A_hi and A_lo") {
+  // f8e6m1 reaches 1.5 * 2^32: with f16 activations the call splits A into bf16 halves first.
+  const QuantFormat f{DataType::small_float(6, 1), DataType::f16(), 32, ZeroMode::None};
+  const programs::Schedule split{4, 1, 3, 2}, whole{4, 1, 3, 1};
+  REQUIRE(programs::splits_activations(f, split));
+  // Partials: 2 x 3 x 64 floats = 1536 bytes, then 2 x 3 x 128 bf16 at the next 256-byte boundary.
+  CHECK(matmul_workspace_bytes(f, split, 3, 64, 128) == 1536u + 2 * 3 * 128 * 2);
+  CHECK(matmul_workspace_bytes(f, whole, 3, 64, 128) == 2u * 3 * 128 * 2);
+  CHECK(matmul_workspace_bytes(QuantFormat{DataType::small_float(6, 1), DataType::bf16(), 32, ZeroMode::None}, whole, 3, 64, 128) == 0);
+  for (const auto& s : {split, whole}) {
+    auto p = testing::make_problem(f, 3, 64, 128, 77);
+    MatmulOptions o;
+    o.schedule = s;
+    const auto r = matmul(problem_of(p), Device::sim(), o);
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+    // The caller's workspace, one byte short of it, and exactly enough.
+    std::vector<std::uint8_t> ws(matmul_workspace_bytes(f, r.schedule, 3, 64, 128) + 16);
+    MatmulProblem q = problem_of(p);
+    q.workspace = ws.data() + (16 - reinterpret_cast<std::uintptr_t>(ws.data()) % 16) % 16;
+    q.workspace_bytes = ws.size() - 16 - 1;
+    CHECK_THROWS_WITH_AS(matmul(q, Device::sim(), o), doctest::Contains("the workspace holds"), Error);
+    q.workspace_bytes += 1;
+    std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
+    matmul(q, Device::sim(), o);
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
+  }
 }
 
 TEST_CASE("device-pointer calls and tuning need a GPU: clear errors without one") {
@@ -205,10 +233,8 @@ TEST_CASE("device-pointer calls and tuning need a GPU: clear errors without one"
                              nullptr, 0, nullptr) == ANYBIT_ERROR_NULL_POINTER);
   size_t bytes = 1;
   CHECK(anybit_workspace_size(&cf, 1, 4096, 4096, &bytes) == ANYBIT_OK);
-  CHECK(bytes == matmul_workspace_bytes(programs::choose_schedule(programs::QuantFormat{DataType::signed_int(4), DataType::f16(), 32,
-                                                                                       ZeroMode::None},
-                                                                  1, 4096, 4096),
-                                        1, 4096));
+  const QuantFormat f32g{DataType::signed_int(4), DataType::f16(), 32, ZeroMode::None};
+  CHECK(bytes == matmul_workspace_bytes(f32g, programs::choose_schedule(f32g, 1, 4096, 4096), 1, 4096, 4096));
   CHECK(bytes > 0);  // M = 1 splits K
 }
 

@@ -140,7 +140,7 @@ TEST_CASE("every format x {f16, bf16} on the interpreter against the double refe
       CAPTURE(static_cast<int>(zeros));
       CAPTURE(M);
       auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(index));
-      vm::interpret(programs::quant_matmul(f), testing::arguments(p));
+      testing::run_schedule(p, {}, [](const vm::Program& prog, const vm::Arguments& args) { vm::interpret(prog, args); });
       CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
     }
   }
@@ -193,8 +193,10 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       {{isa::parse_dtype("f4e2m1"), DataType::f16(), 256, ZeroMode::None}, {4, 1, 3, 3}, 3, 64, 256},
       // more slices than chunks: empty slices still write their (zero) partials
       {{DataType::unsigned_int(5), DataType::bf16(), 32, ZeroMode::Integer, true}, {4, 1, 4, 5}, 1, 80, 64},
-      // weights scaled in f32 before the product (f7e6m0 exceeds f16), split and M tiles; f7e5m1 halved into f16
+      // f7e6m0 exceeds f16: activations split into bf16 halves, split-K and M tiles; with float zero points
+      // the weights are scaled in f32 before the product instead; f7e5m1 halved into f16
       {{isa::parse_dtype("f7e6m0"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
+      {{isa::parse_dtype("f8e7m0"), DataType::f16(), 64, ZeroMode::Float, true}, {2, 2, 2, 2}, 17, 32, 256},
       {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
       // weights on the mma A side: 8-row tiles (m1) and 16-row tiles (m2), direct and pipelined, split,
       // zeros, bias, f32-scaled weights
@@ -369,22 +371,80 @@ TEST_CASE("half_split_layout: the two codes of every pair at the same offset of 
                     doctest::Contains("half_split_layout(spatial(32) * local(8), 4 bits): the innermost local slots are not pairs"));
 }
 
-TEST_CASE("formats beyond f16 decode to f32 without a multiply per weight: the scale carries 2^(127 - bias)") {
+TEST_CASE("formats beyond f16: split activations and bf16 mma, or (zeros, shared decode) f32-scaled weights") {
+  const programs::Schedule sd{4, 1, 4, 1, false, 1, false, true};
   for (const char* name : {"f8e7m0", "f8e6m1", "f7e6m0"}) {
     const DataType t = isa::parse_dtype(name);
     CAPTURE(name);
+    const QuantFormat f{t, DataType::f16(), 64, ZeroMode::None};
+    // Split: the kernel reads As, decodes the codes to bf16 (exact) and multiplies twice, A_hi then A_lo.
+    CHECK(programs::splits_activations(f, {}));
+    const std::string split = vm::print(programs::quant_matmul(f));
+    CHECK(split.find("(As: ptr<bf16>, ") != std::string::npos);
+    CHECK(split.find("A: ptr") == std::string::npos);
+    CHECK(split.find("{dtype=bf16, finite}") != std::string::npos);
+    std::size_t dots = 0;
+    for (auto at = split.find("dot %part, "); at != std::string::npos; at = split.find("dot %part, ", at + 1)) ++dots;
+    CHECK(dots == 2);
+    // Not with bf16 activations (the mma is bf16 already), zero points or shared decode.
+    CHECK_FALSE(programs::splits_activations({t, DataType::bf16(), 64, ZeroMode::None}, {}));
+    CHECK_FALSE(programs::splits_activations({t, DataType::f16(), 64, ZeroMode::Float}, {}));
+    CHECK_FALSE(programs::splits_activations(f, sd));
+    // Shared decode: each weight scaled through f32, without a multiply per weight (the scale carries
+    // 2^(127 - bias)).
     const int k = 127 - t.exponent_bias();
-    const std::string text = vm::print(programs::quant_matmul({t, DataType::f16(), 64, ZeroMode::None}));
+    const std::string text = vm::print(programs::quant_matmul(f, sd));
     CHECK(text.find(fmt::format("{{dtype=f32, exp={}, finite}}", -k)) != std::string::npos);  // the codes' cast
     CHECK(text.find(fmt::format("{{dtype=f32, exp={}}}", k)) != std::string::npos);   // the scale's cast
     // Float zero points are subtracted from the true values: no rescale then.
     const std::string zeros = vm::print(programs::quant_matmul({t, DataType::f16(), 64, ZeroMode::Float}));
     CHECK(zeros.find("exp=") == std::string::npos);
+    CHECK(zeros.find("(A: ptr<f16>, ") != std::string::npos);
     // And the results match the reference on the interpreter.
-    auto p = testing::make_problem({t, DataType::f16(), 64, ZeroMode::None}, 3, 32, 128, 77);
-    testing::run_schedule(p, {2, 1, 3, 2}, [](const vm::Program& prog, const vm::Arguments& args) { vm::interpret(prog, args); });
-    CHECK(testing::relative_error(p) <= testing::tolerance(p.format, 128));
+    for (const programs::Schedule& s : {programs::Schedule{2, 1, 3, 2}, programs::Schedule{1, 1, 0, 1, true}}) {
+      auto p = testing::make_problem(f, 3, 32, 128, 77);
+      testing::run_schedule(p, s, [](const vm::Program& prog, const vm::Arguments& args) { vm::interpret(prog, args); });
+      CHECK(testing::relative_error(p) <= testing::tolerance(p.format, 128));
+    }
   }
+}
+
+namespace {
+
+// a rounded to nearest (ties to even) at 8 significant bits, the bf16 value of a finite f16 (whose exponents
+// bf16 holds): independent of isa::encode.
+double round_to_8_bits(double a) {
+  if (a == 0) return a;
+  int e = 0;
+  const double m = std::frexp(a, &e);  // a = m 2^e, 0.5 <= |m| < 1
+  return std::ldexp(std::nearbyint(std::ldexp(m, 8)), e - 8);
+}
+
+}  // namespace
+
+TEST_CASE("split_activations: A_hi + A_lo is every finite f16 exactly, A_hi the nearest bf16") {
+  // The 63488 finite f16 codes (every code but exponent 31) as a 62 x 1024 A.
+  const std::int64_t M = 62, K = 1024;
+  std::vector<std::uint8_t> a(static_cast<std::size_t>(M * K) * 2), as(static_cast<std::size_t>(2 * M * K) * 2, 0xff);
+  std::size_t i = 0;
+  for (std::uint32_t code = 0; code < 0x10000; ++code)
+    if ((code & 0x7c00) != 0x7c00) isa::write_code(a, i++, 16, code);
+  REQUIRE(i == static_cast<std::size_t>(M * K));
+  vm::Arguments args;
+  args.buffers["A"] = std::span<std::uint8_t>(a);
+  args.buffers["As"] = std::span<std::uint8_t>(as);
+  args.scalars = {{"M", M}, {"N", 16}, {"K", K}};
+  vm::interpret(programs::split_activations({DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}), args);
+  int wrong = 0;
+  for (std::size_t j = 0; j < i; ++j) {
+    const double v = isa::decode(DataType::f16(), isa::read_code(a, j, 16));
+    const double hi = isa::decode(DataType::bf16(), isa::read_code(as, j, 16));
+    const double lo = isa::decode(DataType::bf16(), isa::read_code(as, j + i, 16));
+    if (hi != round_to_8_bits(v) || hi + lo != v || std::signbit(hi) != std::signbit(v)) ++wrong;
+  }
+  CHECK(wrong == 0);
+  CHECK_THROWS_WITH_AS(programs::split_activations({DataType::signed_int(4), DataType::bf16(), 128, ZeroMode::None}),
+                       doctest::Contains("split_activations: activations must be f16, not bf16"), Error);
 }
 
 TEST_CASE("a stage's weight chunks come in one copy exactly where one chunk does not split evenly over the threads") {

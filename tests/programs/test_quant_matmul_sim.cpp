@@ -16,6 +16,16 @@ using programs::QuantFormat;
 using programs::ZeroMode;
 using isa::DataType;
 
+namespace {
+
+// A program's kernel on the simulator (split_activations before a kernel that reads its As).
+void simulate(const vm::Program& program, const vm::Arguments& args) {
+  const auto lowered = passes::run_pipeline(program);
+  backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(args);
+}
+
+}  // namespace
+
 TEST_CASE("quantized matmul kernels on the simulator match the double reference") {
   const QuantFormat cases[] = {
       {DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None},
@@ -26,7 +36,8 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
       {isa::parse_dtype("f6e3m2"), DataType::bf16(), 128, ZeroMode::None},
       {isa::parse_dtype("f8e4m3"), DataType::f16(), 64, ZeroMode::None},
       {isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None},  // halved into f16
-      {isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None},   // beyond f16: scaled through f32
+      {isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None},   // beyond f16: split activations, bf16 mma
+      {isa::parse_dtype("f8e7m0"), DataType::f16(), 64, ZeroMode::Float},  // beyond f16 with zeros: scaled through f32
       {DataType::signed_int(8), DataType::bf16(), 32, ZeroMode::None},
       {DataType::unsigned_int(5), DataType::f16(), 32, ZeroMode::Integer},
       {DataType::signed_int(4), DataType::f16(), 64, ZeroMode::None, true},
@@ -48,13 +59,16 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
     const auto lowered = passes::run_pipeline(program);
     const auto sim = backend_cuda::SimKernel::build(lowered.program, lowered.kernel);
     auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(100 + index));
+    testing::split_activations(p, {}, simulate);
     const auto counters = sim.launch(testing::arguments(p));
     CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
     // Integer codes without zero points decode with the magic offset left in (but 8-bit codes into bf16,
     // which go through f32), and one more mma per step for a warp's two n8 tiles takes the offsets out.
     const bool offset_decode = programs::packed_code_type(f.weights).is_integer() && f.zeros == ZeroMode::None &&
                                !(f.weights.bits() == 8 && f.activations == DataType::bf16());
-    CHECK(counters.mma == static_cast<std::uint64_t>(((M + 15) / 16) * ((N + 63) / 64) * 4 * (K / 16) * (offset_decode ? 3 : 2)));
+    // Split activations: the weights meet A_hi and A_lo, two mma per step and tile.
+    const int per_step = offset_decode ? 3 : programs::splits_activations(f, {}) ? 4 : 2;
+    CHECK(counters.mma == static_cast<std::uint64_t>(((M + 15) / 16) * ((N + 63) / 64) * 4 * (K / 16) * per_step));
   }
 }
 
@@ -81,6 +95,7 @@ TEST_CASE("every format x {f16, bf16} on the simulator: groups {32, 128, K}, zer
       const auto lowered = passes::run_pipeline(programs::quant_matmul(f));
       const auto sim = backend_cuda::SimKernel::build(lowered.program, lowered.kernel);
       auto p = testing::make_problem(f, M, N, K, static_cast<std::uint64_t>(1000 + index));
+      testing::split_activations(p, {}, simulate);
       sim.launch(testing::arguments(p));
       CHECK(testing::relative_error(p) <= testing::tolerance(f, K));
     }
@@ -325,4 +340,32 @@ TEST_CASE("f6e5m0 and f7e5m1 with f16 activations decode halved into f16, the su
     backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(testing::arguments(p));
     CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
   }
+}
+
+TEST_CASE("split_activations on the simulator: the emitted conversions write what the interpreter does") {
+  // Every finite f16 code (exponent 31 aside) as a 62 x 1024 A; then A_hi + A_lo must be A exactly.
+  const std::int64_t M = 62, K = 1024;
+  std::vector<std::uint8_t> a(static_cast<std::size_t>(M * K) * 2);
+  std::size_t n = 0;
+  for (std::uint32_t code = 0; code < 0x10000; ++code)
+    if ((code & 0x7c00) != 0x7c00) isa::write_code(a, n++, 16, code);
+  REQUIRE(n == static_cast<std::size_t>(M * K));
+  std::vector<std::uint8_t> interpreted(static_cast<std::size_t>(2 * M * K) * 2, 0xff), simulated = interpreted;
+  const auto program = programs::split_activations({isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None});
+  for (auto* out : {&interpreted, &simulated}) {
+    vm::Arguments args;
+    args.buffers["A"] = std::span<std::uint8_t>(a);
+    args.buffers["As"] = std::span<std::uint8_t>(*out);
+    args.scalars = {{"M", M}, {"K", K}};
+    if (out == &interpreted) vm::interpret(program, args);
+    else simulate(program, args);
+  }
+  CHECK(interpreted == simulated);
+  int inexact = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double hi = isa::decode(DataType::bf16(), isa::read_code(simulated, i, 16));
+    const double lo = isa::decode(DataType::bf16(), isa::read_code(simulated, n + i, 16));
+    if (hi + lo != isa::decode(DataType::f16(), isa::read_code(a, i, 16))) ++inexact;
+  }
+  CHECK(inexact == 0);
 }
