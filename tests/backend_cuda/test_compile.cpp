@@ -211,14 +211,17 @@ TEST_CASE("quantized matmul kernels of every format compile for sm_80 and sm_90 
         CHECK(c.stats.spill_store_bytes == 0);
         CHECK(c.stats.spill_load_bytes == 0);
         CHECK(c.stats.stack_bytes == 0);
-        CHECK(backend_cuda::ptx_opcode_counts(c.ptx)["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"] > 0);
+        // Formats beyond f16 multiply the split activations (bf16) by weights decoded to bf16.
+        const char* mma = programs::splits_activations(f, s) ? "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
+                                                             : "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32";
+        CHECK(backend_cuda::ptx_opcode_counts(c.ptx)[mma] > 0);
       }
   }
 }
 
 TEST_CASE("the schedules choose_schedule picks, and the split-K reduction, compile with zero spills") {
   for (const char* arch : {"sm_80", "sm_90"})
-    for (const char* w : {"int4", "uint3", "int8", "f6e3m2"})
+    for (const char* w : {"int4", "uint3", "int8", "f6e3m2", "f8e6m1"})
       for (const auto& [M, N, K] : {std::tuple{1, 4096, 4096}, {32, 4096, 4096}, {256, 8192, 8192}, {16, 64, 4096}}) {
         const programs::QuantFormat f{isa::parse_dtype(w), isa::DataType::f16(), 128,
                                       w[0] == 'u' ? programs::ZeroMode::Integer : programs::ZeroMode::None, true};
@@ -233,6 +236,14 @@ TEST_CASE("the schedules choose_schedule picks, and the split-K reduction, compi
         if (s.split_k > 1) {
           const auto r = backend_cuda::compile(lowered(programs::splitk_reduce(f, s.split_k), {{"N", 16}}), {arch});
           CHECK(r.stats.spill_store_bytes == 0);
+        }
+        if (programs::splits_activations(f, s)) {  // its 16-byte loads and stores as well
+          const auto r = backend_cuda::compile(lowered(programs::split_activations(f), {{"K", 16}}), {arch});
+          CHECK(r.stats.spill_store_bytes == 0);
+          const auto ptx = backend_cuda::ptx_opcode_counts(r.ptx);
+          CAPTURE(r.ptx);
+          CHECK(count_prefix(ptx, "ld.global.nc.v4") + count_prefix(ptx, "ld.global.v4") == 1);  // 8 activations
+          CHECK(count_prefix(ptx, "st.global.v4") == 2);  // their 8 A_hi and 8 A_lo
         }
       }
 }
