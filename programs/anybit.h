@@ -22,7 +22,7 @@ typedef enum {
   ANYBIT_ERROR_NO_GPU = 7,
   ANYBIT_ERROR_INTERNAL = 8,
   ANYBIT_ERROR_INVALID_ARGUMENT = 9, /* an enum value outside its range */
-  ANYBIT_ERROR_WORKSPACE = 10,       /* the split-K workspace is smaller than the schedule needs */
+  ANYBIT_ERROR_WORKSPACE = 10,       /* the workspace is smaller than the schedule needs */
   ANYBIT_ERROR_WEIGHT_CODE = 11      /* anybit_pack_weights: a NaN or inf code, or one beyond the format's bits */
 } anybit_status;
 
@@ -46,7 +46,8 @@ anybit_status anybit_pack_weights(const anybit_format* format, const uint8_t* co
 anybit_status anybit_matmul(const anybit_format* format, int64_t M, int64_t N, int64_t K, const void* A,
                             const void* packed_weights, const void* scales, const void* zeros, const void* bias,
                             void* C, anybit_device device);
-/* Bytes of split-K workspace anybit_matmul_device needs for this problem on GPU 0 (0: none). */
+/* Bytes of workspace anybit_matmul_device needs for this problem on GPU 0 (0: none): split-K partial sums,
+   and the bf16 split of A for formats beyond f16 with f16 activations. */
 anybit_status anybit_workspace_size(const anybit_format* format, int64_t M, int64_t N, int64_t K, size_t* bytes);
 /* anybit_matmul on device memory, queued on `stream` (a CUstream; NULL: the default stream). `workspace`
    may be NULL: the call then allocates it and waits for the kernels before returning. */
