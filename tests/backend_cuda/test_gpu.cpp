@@ -63,7 +63,10 @@ TEST_CASE("matmul_device on device memory, every chosen schedule and split-K, ma
   for (const auto& [f, M, N, K] :
        {std::tuple{QuantFormat{DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}, 1, 4096, 4096},
         {QuantFormat{DataType::unsigned_int(3), DataType::bf16(), 64, ZeroMode::Integer, true}, 16, 1024, 2048},
-        {QuantFormat{isa::parse_dtype("f6e3m2"), DataType::f16(), 128, ZeroMode::None}, 70, 512, 1024}}) {
+        {QuantFormat{isa::parse_dtype("f6e3m2"), DataType::f16(), 128, ZeroMode::None}, 70, 512, 1024},
+        // beyond f16: split activations (with split-K at M = 1), the workspace the call allocates
+        {QuantFormat{isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None}, 1, 2048, 2048},
+        {QuantFormat{isa::parse_dtype("f7e6m0"), DataType::f16(), 128, ZeroMode::None, true}, 16, 1024, 1024}}) {
     CAPTURE(f.weights.name());
     CAPTURE(M);
     auto p = testing::make_problem(f, M, N, K, 3);
