@@ -457,19 +457,21 @@ vm::Program split_activations(const QuantFormat& f) {
   const int warps = 4, width = 8 * 32 * warps;  // each thread splits 8 consecutive activations: 16-byte loads
   vm::Builder bld("split_activations_f16", warps);
   auto pa = bld.pointer("A", f16), ps = bld.pointer("As", bf16);
+  // A as one run of M K values (K is a multiple of 16: whole 16-byte pieces), a block per `width` of them.
   Expr M = bld.i32("M"), K = bld.i32("K");
-  bld.grid({isa::ceil_div(K, width), M});
-  const Expr m = bld.let("m", isa::block_idx_y()), k0 = bld.let("k0", isa::block_idx_x() * width);
-  const RegisterLayout row = spatial({1, 1, 32 * warps}) * local({1, 1, 8});
-  auto A = bld.name(bld.global_view(pa, {1, M, K}, {0, K, 1}), "gA");
-  auto a = bld.name(bld.cast(bld.load_global(A, {0, m, k0}, vm::reg(f16, {1, 1, width}, row), true), f32), "a");
+  bld.grid({isa::ceil_div(M * K, width)});
+  const Expr count = bld.let("count", M * K);
+  const Expr i0 = bld.let("i0", isa::block_idx_x() * width);
+  const RegisterLayout run = spatial({1, 32 * warps}) * local({1, 8});
+  auto A = bld.name(bld.global_view(pa, {1, count}, {0, 1}), "gA");
+  auto a = bld.name(bld.cast(bld.load_global(A, {0, i0}, vm::reg(f16, {1, width}, run), true), f32), "a");
   // hi = A rounded to bf16; A - hi is exact in f32 and, at most half of hi's last place and a multiple of
   // A's, has at most 3 significant bits: exact in bf16 too.
   auto hi = bld.name(bld.cast(a, bf16), "hi");
   auto lo = bld.name(bld.cast(bld.sub(a, bld.cast(hi, f32)), bf16), "lo");
-  auto As = bld.name(bld.global_view(ps, {2, M, K}, {M * K, K, 1}), "gAs");
-  bld.store_global(hi, As, {0, m, k0}, true);
-  bld.store_global(lo, As, {1, m, k0}, true);
+  auto As = bld.name(bld.global_view(ps, {2, count}, {count, 1}), "gAs");
+  bld.store_global(hi, As, {0, i0}, true);
+  bld.store_global(lo, As, {1, i0}, true);
   return bld.build();
 }
 
