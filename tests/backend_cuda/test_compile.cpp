@@ -265,4 +265,17 @@ TEST_CASE("bench traffic: the simulated block requests exactly its tiles' sector
   CHECK(row.traffic.kernel == doctest::Approx(2 * block));
   // A is counted once in DRAM: the second block's copy of it hits L2.
   CHECK(row.traffic.dram == doctest::Approx(2 * block - 16 * 256 * 2));
+  // Split activations (f8e6m1): the blocks read A_hi and A_lo (bf16) in place of A, and split_activations
+  // reads A once and writes both.
+  o.formats = {programs::QuantFormat{isa::parse_dtype("f8e6m1"), isa::DataType::f16(), 128, programs::ZeroMode::None}};
+  const auto split = bench::run(o);
+  REQUIRE(split.rows.size() == 1);
+  const auto& r = split.rows[0];
+  CAPTURE(programs::describe(r.schedule));
+  REQUIRE(programs::splits_activations(o.formats[0], r.schedule));
+  REQUIRE(r.schedule.warps == 2);
+  REQUIRE(r.schedule.split_k == 1);
+  const double split_block = 2 * 16 * 256 * 2 + 32 * 256 + 2 * 2 * 2 * 32 + 2 * 4 * 8 * 32;
+  CHECK(r.traffic.kernel == doctest::Approx(2 * split_block + 16 * 256 * (2 + 4)));
+  CHECK(r.traffic.dram == doctest::Approx(2 * split_block + 16 * 256 * (2 + 4) - 2 * 16 * 256 * 2));
 }
