@@ -184,7 +184,7 @@ programs::Schedule schedule_for(const MatmulProblem& p, bool gpu, const MatmulOp
   return programs::with_whole_tiles(chosen(), p.format, p.N, p.K);
 }
 
-// Split-K workspace bytes the schedule needs; anybit::Error when the caller's workspace is smaller.
+// Workspace bytes the schedule needs (split-K partials, split activations); anybit::Error when the caller's workspace is smaller.
 std::size_t workspace_needed(const MatmulProblem& p, const programs::Schedule& s) {
   const std::size_t need = matmul_workspace_bytes(p.format, s, p.M, p.N, p.K);
   if (p.workspace && p.workspace_bytes < need)
