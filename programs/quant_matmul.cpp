@@ -446,8 +446,19 @@ bool decodes_halved(const QuantFormat& f) {
 }  // namespace
 
 bool splits_activations(const QuantFormat& f, const Schedule& s) {
-  return f.activations == DataType::f16() && f.weights.is_float() && f.zeros == ZeroMode::None && !s.shared_decode &&
-         !decodes_halved(f) && isa::max_finite(f.weights) > isa::max_finite(DataType::f16());
+  if (f.activations != DataType::f16() || !f.weights.is_float() || f.zeros != ZeroMode::None || s.shared_decode ||
+      isa::max_finite(f.weights) <= isa::max_finite(DataType::f16()))
+    return false;
+  // f6e5m0 and f7e5m1 also decode halved to f16 (decodes_halved): a multiply, a clamp and the sign's mask
+  // a pair where bf16 takes the sign and the moved fields, against one mma a fragment more. Split is the
+  // cheaper for f7e5m1, and for f6e5m0 with the weights on A (a fragment of 256 weights, not 128): sm_80,
+  // 4096 x 4096, slots per 1024 weights halved -> split: f7e5m1 M = 1 136.2 -> 109.5, M = 16 144.0 ->
+  // 129.5; f6e5m0 M = 1 111 -> 102.0, but M = 16 120.2 -> 126.5.
+  return !decodes_halved(f) || f.weights.mantissa_bits() > 0 || s.weights_on_a;
+}
+
+int split_exponent(const QuantFormat& f) {
+  return f.weights.is_float() ? std::clamp(127 - f.weights.exponent_bias(), 0, 112) : 0;
 }
 
 vm::Program split_activations(const QuantFormat& f) {
@@ -455,7 +466,8 @@ vm::Program split_activations(const QuantFormat& f) {
     throw Error(fmt::format("split_activations: activations must be f16, not {}", f.activations.name()));
   const DataType f16 = DataType::f16(), bf16 = DataType::bf16(), f32 = DataType::f32();
   const int warps = 4, width = 8 * 32 * warps;  // each thread splits 8 consecutive activations: 16-byte loads
-  vm::Builder bld("split_activations_f16", warps);
+  const int e = split_exponent(f);
+  vm::Builder bld(e ? fmt::format("split_activations_f16_x2e{}", e) : std::string("split_activations_f16"), warps);
   auto pa = bld.pointer("A", f16), ps = bld.pointer("As", bf16);
   // A as one run of M K values (K is a multiple of 16: whole 16-byte pieces), a block per `width` of them.
   Expr M = bld.i32("M"), K = bld.i32("K");
@@ -464,10 +476,17 @@ vm::Program split_activations(const QuantFormat& f) {
   const Expr i0 = bld.let("i0", isa::block_idx_x() * width);
   const RegisterLayout run = spatial({1, 32 * warps}) * local({1, 8});
   auto A = bld.name(bld.global_view(pa, {1, count}, {0, 1}), "gA");
-  auto a = bld.name(bld.cast(bld.load_global(A, {0, i0}, vm::reg(f16, {1, width}, run), true), f32), "a");
-  // hi = A rounded to bf16; A - hi is exact in f32 and, at most half of hi's last place and a multiple of
-  // A's, has at most 3 significant bits: exact in bf16 too.
-  auto hi = bld.name(bld.cast(a, bf16), "hi");
+  // A 2^e: exact in f32 (65504 2^112 < 2^128), and scaling by 2^e commutes with rounding to bf16 (no
+  // underflow: 2^-24 2^e is normal).
+  auto a = bld.name(bld.cast_scaled(bld.load_global(A, {0, i0}, vm::reg(f16, {1, width}, run), true), f32, e), "a");
+  // hi = A rounded to bf16, its magnitude at most 65280 (0x477f) times 2^e: A beyond it would round to 2^16,
+  // and 2^(16 + e) overflows bf16 at e = 112. A - hi is exact in f32: a multiple of A's last place and
+  // smaller than 8 of them (at most half of hi's last place, or 224 = 7 x 32 beyond 65280), it has at most
+  // 3 significant bits, exact in bf16 too.
+  const layout::Shape tile{1, width};
+  const double bound = 65280.0 * std::ldexp(1.0, e);
+  auto clamped = bld.min(bld.max(a, bld.alloc_register(vm::reg(f32, tile, run), -bound)), bld.alloc_register(vm::reg(f32, tile, run), bound));
+  auto hi = bld.name(bld.cast(clamped, bf16), "hi");
   auto lo = bld.name(bld.cast(bld.sub(a, bld.cast(hi, f32)), bf16), "lo");
   auto As = bld.name(bld.global_view(ps, {2, count}, {count, 1}), "gAs");
   bld.store_global(hi, As, {0, i0}, true);
@@ -485,14 +504,15 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
   // When the activation type holds every value of the format exactly, the group scale is applied once per
   // group to an f32 partial sum (sum_k A q s = s sum_k A q); otherwise each weight is scaled through f32
   // before the product (e.g. f8e6m1 reaches 1.5 * 2^32, beyond f16).
-  // f6e5m0 (2^-14..2^16) and f7e5m1 (2^-15..1.5 * 2^16) are the exceptions with f16 activations: halved,
+  // f6e5m0 (2^-14..2^16) and f7e5m1 (2^-15..1.5 * 2^16) with f16 activations, where they do not split
+  // (splits_activations: f6e5m0 with the weights on B, and under shared_decode), are the exceptions: halved,
   // their values are f16 values, so they decode at 2^-1 (Emitter::vector_cast: one packed multiply and a
   // clamp) and the sum is doubled after the loop, exactly, as the small-float bias factor below (sm_80,
   // 4096 x 4096, M = 1, issue slots per 1024 weights against the f32 path: f6e5m0 194 -> 111, f7e5m1
   // 184.5 -> 136.5). The products are exact then, where the f32 path rounds each scaled weight to f16.
-  const bool halved = decodes_halved(f);
   // Formats beyond f16 (splits_activations): decoded exactly to bf16, the mma on bf16 twice, for A_hi and A_lo.
   const bool split_a = splits_activations(f, s);
+  const bool halved = decodes_halved(f) && !split_a;
   const DataType operand = split_a ? DataType::bf16() : act;  // the mma's operand type
   const bool fold_scale = halved || split_a || isa::max_finite(f.weights) <= isa::max_finite(act);
   // Small floats with one exponent bit are packed as integers (packed_code_type): they decode as integers
@@ -700,7 +720,8 @@ vm::Program quant_matmul(const QuantFormat& f, const Schedule& s) {
       }
       bytes = bld.name(bytes, nm("bytes", j));
       auto codes = bld.name(bld.view(bytes, vm::reg(codes_type, {16 * c, width}, half_split_layout(wl, b))), nm("codes", j));
-      const int fold = bias_fold ? bias_fold : wide_fold;
+      // Split activations carry 2^(127 - bias) (split_exponent): the weights decode to their moved fields.
+      const int fold = split_a ? -split_exponent(f) : bias_fold ? bias_fold : wide_fold;
       // pack_weights takes finite codes only: the decode skips the NaN and inf patches ({finite}).
       const vm::TensorType wt = vm::reg(mid, {16 * c, width}, wl);
       auto w = bld.name(codes_type.is_float() ? bld.cast_finite(codes, wt, fold)

@@ -163,16 +163,24 @@ std::map<std::string, std::int64_t> quant_matmul_bounds(std::int64_t M, std::int
 backend_cuda::EmitOptions quant_matmul_emit_options(const QuantFormat& f, const Schedule& s, std::int64_t M, std::int64_t N,
                                                     std::int64_t K);
 
-// Formats whose values f16 cannot hold (exponents of 6 bits and more: f7e6m0, f8e6m1, f8e7m0 reach
-// 2^32..2^64) with f16 activations and no zero points, outside shared_decode: the weights decode exactly
-// to bf16 and the mma runs on bf16, with each activation split once per launch into A_hi + A_lo, two bf16
-// values whose sum is the f16 value exactly (A_hi = A rounded to bf16; the remainder has at most 3
-// significant bits). Two mma per fragment then give the exact products, where scaling each weight through
-// f32 rounded it to f16 (and cost about 8 instructions a pair of weights against 3).
+// Formats whose values f16 cannot hold (f7e6m0, f8e6m1, f8e7m0 reach 2^32..2^64; f6e5m0 and f7e5m1 2^16)
+// with f16 activations and no zero points, outside shared_decode (and for f6e5m0 only with the weights
+// on A, see quant_matmul.cpp): the weights decode exactly to bf16 and the mma runs on bf16, with each
+// activation split once per launch into A_hi + A_lo, two bf16 values whose sum is the f16 value exactly
+// (A_hi = A rounded to bf16; the remainder has at most 3 significant bits), both times 2^split_exponent.
+// Two mma per fragment then give the exact products, where scaling each weight through f32 rounded it to
+// f16 (and cost about 8 instructions a pair of weights against 3).
 bool splits_activations(const QuantFormat& f, const Schedule& s);
 
-// The prologue of a schedule that splits_activations: As[0, m, k] = bf16(A[m, k]), As[1, m, k] =
-// bf16(A[m, k] - As[0, m, k]), exact. Parameters A (f16, M x K), As (bf16, 2 x M x K), M, K.
+// The power of two 2^e split_activations scales A by for weights of format f: e = 127 - bias for small
+// floats (at most 111, where 65504 2^e still rounds to a finite bf16), 0 otherwise. The weights' fields
+// moved into bf16's are their values times 2^(bias - 127): with A times 2^(127 - bias) the products are
+// the exact ones, and the decode needs no packed multiply a pair.
+int split_exponent(const QuantFormat& f);
+
+// The prologue of a schedule that splits_activations, with e = split_exponent(f): As[0, m, k] =
+// bf16(A[m, k]) 2^e, As[1, m, k] = bf16(A[m, k] - bf16(A[m, k])) 2^e, exact (A_hi + A_lo = A 2^e).
+// Parameters A (f16, M x K), As (bf16, 2 x M x K), M, K.
 vm::Program split_activations(const QuantFormat& f);
 
 // The split-K epilogue: C[m, n] = sum_z P[z, m, n] (+ bias[n]) in f32, rounded once to the activation

@@ -194,7 +194,7 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       // more slices than chunks: empty slices still write their (zero) partials
       {{DataType::unsigned_int(5), DataType::bf16(), 32, ZeroMode::Integer, true}, {4, 1, 4, 5}, 1, 80, 64},
       // f7e6m0 exceeds f16: activations split into bf16 halves, split-K and M tiles; with float zero points
-      // the weights are scaled in f32 before the product instead; f7e5m1 halved into f16
+      // the weights are scaled in f32 before the product instead; f7e5m1 splits too (exponent 31: 2^16)
       {{isa::parse_dtype("f7e6m0"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
       {{isa::parse_dtype("f8e7m0"), DataType::f16(), 64, ZeroMode::Float, true}, {2, 2, 2, 2}, 17, 32, 256},
       {{isa::parse_dtype("f7e5m1"), DataType::f16(), 64, ZeroMode::None}, {2, 2, 2, 4}, 17, 32, 256},
@@ -204,6 +204,9 @@ TEST_CASE("schedules: warps, M tiles, stages and split-K (slices inside groups, 
       {{DataType::unsigned_int(2), DataType::bf16(), 32, ZeroMode::Integer}, {2, 2, 0, 1, true}, 19, 48, 128},
       {{isa::parse_dtype("f5e2m2"), DataType::f16(), 256, ZeroMode::None, true}, {8, 1, 2, 3, true}, 9, 144, 256},
       {{isa::parse_dtype("f8e5m2"), DataType::f16(), 64, ZeroMode::None}, {4, 2, 4, 2, true}, 16, 64, 256},
+      // f6e5m0 splits the activations with the weights on A, and decodes halved into f16 on B
+      {{isa::parse_dtype("f6e5m0"), DataType::f16(), 64, ZeroMode::None}, {4, 1, 3, 2, true}, 9, 64, 256},
+      {{isa::parse_dtype("f6e5m0"), DataType::f16(), 128, ZeroMode::None, true}, {2, 2, 2, 1}, 17, 32, 256},
       {{DataType::unsigned_int(6), DataType::f16(), 64, ZeroMode::Float, true}, {1, 1, 3, 2, true}, 1, 16, 128},
       // two or four chunks an iteration: a last iteration reaching past K (3 chunks, unroll 2), slices of
       // whole iterations, several groups an iteration (g32: chunks of 2 steps) and several iterations a group
@@ -382,7 +385,12 @@ TEST_CASE("formats beyond f16: split activations and bf16 mma, or (zeros, shared
     const std::string split = vm::print(programs::quant_matmul(f));
     CHECK(split.find("(As: ptr<bf16>, ") != std::string::npos);
     CHECK(split.find("A: ptr") == std::string::npos);
-    CHECK(split.find("{dtype=bf16, finite}") != std::string::npos);
+    // The codes' fields moved into bf16's are the values times 2^(bias - 127): A carries 2^(127 - bias)
+    // (split_activations), so the cast keeps that factor and multiplies nothing.
+    const int fields = 127 - t.exponent_bias();
+    CHECK(split.find(fmt::format("{{dtype=bf16, exp={}, finite}}", -fields)) != std::string::npos);
+    CHECK(programs::split_exponent(f) == fields);
+    CHECK(vm::print(programs::split_activations(f)).find(fmt::format("{{dtype=f32, exp={}}}", fields)) != std::string::npos);
     std::size_t dots = 0;
     for (auto at = split.find("dot %part, "); at != std::string::npos; at = split.find("dot %part, ", at + 1)) ++dots;
     CHECK(dots == 2);
@@ -422,27 +430,38 @@ double round_to_8_bits(double a) {
 
 }  // namespace
 
-TEST_CASE("split_activations: A_hi + A_lo is every finite f16 exactly, A_hi the nearest bf16") {
+TEST_CASE("split_activations: A_hi + A_lo is every finite f16 times 2^e exactly, A_hi the nearest bf16 up to 65280") {
   // The 63488 finite f16 codes (every code but exponent 31) as a 62 x 1024 A.
   const std::int64_t M = 62, K = 1024;
-  std::vector<std::uint8_t> a(static_cast<std::size_t>(M * K) * 2), as(static_cast<std::size_t>(2 * M * K) * 2, 0xff);
+  std::vector<std::uint8_t> a(static_cast<std::size_t>(M * K) * 2);
   std::size_t i = 0;
   for (std::uint32_t code = 0; code < 0x10000; ++code)
     if ((code & 0x7c00) != 0x7c00) isa::write_code(a, i++, 16, code);
   REQUIRE(i == static_cast<std::size_t>(M * K));
-  vm::Arguments args;
-  args.buffers["A"] = std::span<std::uint8_t>(a);
-  args.buffers["As"] = std::span<std::uint8_t>(as);
-  args.scalars = {{"M", M}, {"N", 16}, {"K", K}};
-  vm::interpret(programs::split_activations({DataType::signed_int(4), DataType::f16(), 128, ZeroMode::None}), args);
-  int wrong = 0;
-  for (std::size_t j = 0; j < i; ++j) {
-    const double v = isa::decode(DataType::f16(), isa::read_code(a, j, 16));
-    const double hi = isa::decode(DataType::bf16(), isa::read_code(as, j, 16));
-    const double lo = isa::decode(DataType::bf16(), isa::read_code(as, j + i, 16));
-    if (hi != round_to_8_bits(v) || hi + lo != v || std::signbit(hi) != std::signbit(v)) ++wrong;
+  // e = 127 - bias of the weights (f8e6m1: bias 31, f8e7m0: 63, f6e5m0: 15), none for integers, and at most
+  // 112 (f8e4m3: bias 7), where the largest bf16 below 2^16, 65280, times 2^e is the largest finite bf16.
+  const std::initializer_list<std::pair<const char*, int>> formats{{"int4", 0}, {"f8e6m1", 96}, {"f8e7m0", 64}, {"f6e5m0", 112}, {"f8e4m3", 112}};
+  for (const auto& [weights, e] : formats) {
+    CAPTURE(weights);
+    const QuantFormat f{isa::parse_dtype(weights), DataType::f16(), 128, ZeroMode::None};
+    CHECK(programs::split_exponent(f) == e);
+    std::vector<std::uint8_t> as(static_cast<std::size_t>(2 * M * K) * 2, 0xff);
+    vm::Arguments args;
+    args.buffers["A"] = std::span<std::uint8_t>(a);
+    args.buffers["As"] = std::span<std::uint8_t>(as);
+    args.scalars = {{"M", M}, {"N", 16}, {"K", K}};
+    vm::interpret(programs::split_activations(f), args);
+    int wrong = 0;
+    for (std::size_t j = 0; j < i; ++j) {
+      const double v = std::ldexp(isa::decode(DataType::f16(), isa::read_code(a, j, 16)), e);
+      const double hi = isa::decode(DataType::bf16(), isa::read_code(as, j, 16));
+      const double lo = isa::decode(DataType::bf16(), isa::read_code(as, j + i, 16));
+      // A_hi: A rounded to bf16, its magnitude at most 65280 (A beyond it would round to 2^16).
+      const double a16 = std::ldexp(v, -e), expected_hi = std::copysign(std::min(std::fabs(round_to_8_bits(a16)), 65280.0), a16);
+      if (hi != std::ldexp(expected_hi, e) || hi + lo != v || std::signbit(hi) != std::signbit(v) || !std::isfinite(hi)) ++wrong;
+    }
+    CHECK(wrong == 0);
   }
-  CHECK(wrong == 0);
   CHECK_THROWS_WITH_AS(programs::split_activations({DataType::signed_int(4), DataType::bf16(), 128, ZeroMode::None}),
                        doctest::Contains("split_activations: activations must be f16, not bf16"), Error);
 }

@@ -35,7 +35,7 @@ TEST_CASE("quantized matmul kernels on the simulator match the double reference"
       {isa::parse_dtype("f4e2m1"), DataType::f16(), 32, ZeroMode::None},
       {isa::parse_dtype("f6e3m2"), DataType::bf16(), 128, ZeroMode::None},
       {isa::parse_dtype("f8e4m3"), DataType::f16(), 64, ZeroMode::None},
-      {isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None},  // halved into f16
+      {isa::parse_dtype("f7e5m1"), DataType::f16(), 128, ZeroMode::None},  // beyond f16 at exponent 31: split activations
       {isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None},   // beyond f16: split activations, bf16 mma
       {isa::parse_dtype("f8e7m0"), DataType::f16(), 64, ZeroMode::Float},  // beyond f16 with zeros: scaled through f32
       {DataType::signed_int(8), DataType::bf16(), 32, ZeroMode::None},
@@ -300,50 +300,68 @@ TEST_CASE("whole tiles: weights, scales and zeros loaded without bounds tests, t
   CHECK_THROWS_WITH_AS(sim.launch(testing::arguments(q)), doctest::Contains("parameter K = 384 is not a multiple of 256"), Error);
 }
 
-TEST_CASE("f6e5m0 and f7e5m1 with f16 activations decode halved into f16, the sum doubled once") {
-  // The codes at the formats' extremes: exponent 31 (beyond f16 until halved), the smallest magnitudes
-  // (f7e5m1's subnormal 2^-15 halves to f16's subnormal 2^-16), zero, both signs.
+TEST_CASE("f6e5m0 and f7e5m1 with f16 activations: split (bf16 fields, no multiply) or halved into f16") {
+  // Beyond f16 by their exponent-31 codes (2^16, 1.5 x 2^16): with split activations the fields move into
+  // bf16's and A carries 2^112 (127 - bias 15); where they do not split (f6e5m0 with the weights on B, and
+  // under shared decode) they decode halved into f16, the sum doubled once. The codes at the formats'
+  // extremes: exponent 31, the smallest magnitudes (f7e5m1's subnormal 2^-15: a bf16 subnormal times
+  // 2^-112, an f16 subnormal halved), zero, both signs.
   struct Case {
     const char* name;
-    std::string decode;  // the pair's halving multiply and clamp in the kernel
+    programs::Schedule s;
+    bool split;
+    std::string decode;  // in the kernel: the halving multiply and clamp, or the split's moved fields
     std::vector<std::pair<std::uint32_t, double>> extremes;
   };
+  const std::vector<std::pair<std::uint32_t, double>> f6 = {{0x1F, 65536.0}, {0x3F, -65536.0}, {0x01, 0x1p-14}, {0x21, -0x1p-14}, {0x00, 0.0}, {0x10, 2.0}};
+  const std::vector<std::pair<std::uint32_t, double>> f7 = {{0x3F, 98304.0}, {0x3E, 65536.0}, {0x7F, -98304.0}, {0x7E, -65536.0}, {0x01, 0x1p-15}, {0x41, -0x1p-15},
+                                                            {0x02, 0x1p-14}, {0x03, 0x1.8p-14}, {0x3D, 49152.0}, {0x00, 0.0}, {0x40, -0.0}};
+  const programs::Schedule on_b{}, on_a{4, 1, 3, 1, true}, shared_decode{2, 1, 3, 1, false, 1, false, true};
   const Case cases[] = {
-      {"f6e5m0", "ab::hmin2(ab::hmul2(x & 0x7c007c00u, 0x38003800u), 0x78007800u)",
-       {{0x1F, 65536.0}, {0x3F, -65536.0}, {0x01, 0x1p-14}, {0x21, -0x1p-14}, {0x00, 0.0}, {0x10, 2.0}}},
-      {"f7e5m1", "ab::hmin2(ab::hmul2(x & 0x7e007e00u, 0x38003800u), ab::lop3<0xf8>(",
-       {{0x3F, 98304.0}, {0x3E, 65536.0}, {0x7F, -98304.0}, {0x7E, -65536.0}, {0x01, 0x1p-15}, {0x41, -0x1p-15},
-        {0x02, 0x1p-14}, {0x03, 0x1.8p-14}, {0x3D, 49152.0}, {0x00, 0.0}, {0x40, -0.0}}},
+      {"f6e5m0", on_b, false, "ab::hmin2(ab::hmul2(x & 0x7c007c00u, 0x38003800u), 0x78007800u)", f6},
+      {"f7e5m1", shared_decode, false, "ab::hmin2(ab::hmul2(x & 0x7e007e00u, 0x38003800u), ab::lop3<0xf8>(", f7},
+      {"f6e5m0", on_a, true, "(x >> 3) & 0x0f800f80u", f6},
+      {"f7e5m1", on_b, true, "(x >> 3) & 0x0fc00fc0u", f7},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
+    CAPTURE(programs::describe(c.s));
     const QuantFormat f{isa::parse_dtype(c.name), DataType::f16(), 64, ZeroMode::None};
     for (const auto& [code, value] : c.extremes) CHECK(isa::decode(f.weights, code) == value);
-    const std::string text = vm::print(programs::quant_matmul(f));
-    CHECK(text.find("{dtype=f16, exp=-1, finite}") != std::string::npos);  // the codes' cast
+    CHECK(programs::splits_activations(f, c.s) == c.split);
+    const std::string text = vm::print(programs::quant_matmul(f, c.s));
+    CHECK(text.find(c.split ? "{dtype=bf16, exp=-112, finite}" : "{dtype=f16, exp=-1, finite}") != std::string::npos);  // the codes' cast
     CHECK(text.find("dtype=f32, exp=") == std::string::npos);      // no scale per weight
-    CHECK(text.find("%unbiased = mul %acc") != std::string::npos);
+    CHECK((text.find("%unbiased = mul %acc") != std::string::npos) == !c.split);
     passes::PipelineOptions o;
-    o.emit.divisibility = programs::quant_matmul_divisibility(f, {});
-    const auto lowered = passes::run_pipeline(programs::quant_matmul(f), o);
+    o.emit.divisibility = programs::quant_matmul_divisibility(f, c.s);
+    const auto lowered = passes::run_pipeline(programs::quant_matmul(f, c.s), o);
     CAPTURE(fmt::format("{}", fmt::join(lowered.kernel.fallbacks, "; ")));
     CHECK(lowered.kernel.fallbacks.empty());  // no cast element by element
     CHECK(lowered.kernel.source.find(c.decode) != std::string::npos);
-    // Every third weight at an extreme, every row, on the interpreter and the simulator.
+    if (c.split) CHECK(lowered.kernel.source.find("hmul2") == std::string::npos);
+    // Every third weight at an extreme, every row, and activations at f16's extremes (65504 and 65472 split
+    // against 65280, the smallest subnormal), on the interpreter and the simulator.
     auto p = testing::make_problem(f, 3, 32, 128, 78);
     for (std::size_t i = 0; i < p.q.codes.size(); ++i)
       if (i % 3 == 0) p.q.codes[i] = static_cast<std::uint8_t>(c.extremes[i / 3 % c.extremes.size()].first);
     p.buffers.at("Wp") = programs::pack_weights(f, p.q.codes, p.N, p.K);
-    vm::interpret(programs::quant_matmul(f), testing::arguments(p));
+    const double big[] = {65504.0, -65472.0, 0x1p-24, -0x1p-14};
+    for (std::size_t i = 0; i < p.a.size(); i += 61) {
+      p.a[i] = isa::encode(DataType::f16(), big[i / 61 % 4]);
+      isa::write_code(p.buffers.at("A"), i, 16, p.a[i]);
+    }
+    testing::run_schedule(p, c.s, [](const vm::Program& prog, const vm::Arguments& args) { vm::interpret(prog, args); });
     CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
     std::fill(p.buffers.at("C").begin(), p.buffers.at("C").end(), 0);
-    backend_cuda::SimKernel::build(lowered.program, lowered.kernel).launch(testing::arguments(p));
+    testing::run_schedule(p, c.s, simulate);
     CHECK(testing::relative_error(p) <= testing::tolerance(f, 128));
   }
 }
 
 TEST_CASE("split_activations on the simulator: the emitted conversions write what the interpreter does") {
-  // Every finite f16 code (exponent 31 aside) as a 62 x 1024 A; then A_hi + A_lo must be A exactly.
+  // Every finite f16 code (exponent 31 aside) as a 62 x 1024 A; then A_hi + A_lo must be A 2^112 exactly
+  // (f6e5m0: 127 - bias 15), A_hi finite (65280 2^112 at most: the largest bf16).
   const std::int64_t M = 62, K = 1024;
   std::vector<std::uint8_t> a(static_cast<std::size_t>(M * K) * 2);
   std::size_t n = 0;
@@ -351,7 +369,7 @@ TEST_CASE("split_activations on the simulator: the emitted conversions write wha
     if ((code & 0x7c00) != 0x7c00) isa::write_code(a, n++, 16, code);
   REQUIRE(n == static_cast<std::size_t>(M * K));
   std::vector<std::uint8_t> interpreted(static_cast<std::size_t>(2 * M * K) * 2, 0xff), simulated = interpreted;
-  const auto program = programs::split_activations({isa::parse_dtype("f8e6m1"), DataType::f16(), 64, ZeroMode::None});
+  const auto program = programs::split_activations({isa::parse_dtype("f6e5m0"), DataType::f16(), 64, ZeroMode::None});
   for (auto* out : {&interpreted, &simulated}) {
     vm::Arguments args;
     args.buffers["A"] = std::span<std::uint8_t>(a);
@@ -365,7 +383,7 @@ TEST_CASE("split_activations on the simulator: the emitted conversions write wha
   for (std::size_t i = 0; i < n; ++i) {
     const double hi = isa::decode(DataType::bf16(), isa::read_code(simulated, i, 16));
     const double lo = isa::decode(DataType::bf16(), isa::read_code(simulated, n + i, 16));
-    if (hi + lo != isa::decode(DataType::f16(), isa::read_code(a, i, 16))) ++inexact;
+    if (!std::isfinite(hi) || hi + lo != std::ldexp(isa::decode(DataType::f16(), isa::read_code(a, i, 16)), 112)) ++inexact;
   }
   CHECK(inexact == 0);
 }
