@@ -178,8 +178,9 @@ bool splits_activations(const QuantFormat& f, const Schedule& s);
 // the exact ones, and the decode needs no packed multiply a pair.
 int split_exponent(const QuantFormat& f);
 
-// The prologue of a schedule that splits_activations, with e = split_exponent(f): As[0, m, k] =
-// bf16(A[m, k]) 2^e, As[1, m, k] = bf16(A[m, k] - bf16(A[m, k])) 2^e, exact (A_hi + A_lo = A 2^e).
+// The prologue of a schedule that splits_activations, with e = split_exponent(f): As[0, m, k] = hi 2^e,
+// hi = bf16(A[m, k]) of magnitude at most 65280 (the largest bf16 below 2^16), and As[1, m, k] =
+// bf16(A[m, k] - hi) 2^e, exact (A_hi + A_lo = A 2^e).
 // Parameters A (f16, M x K), As (bf16, 2 x M x K), M, K.
 vm::Program split_activations(const QuantFormat& f);
 

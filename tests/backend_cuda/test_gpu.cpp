@@ -90,6 +90,41 @@ TEST_CASE("matmul_device on device memory, every chosen schedule and split-K, ma
   }
 }
 
+TEST_CASE("split activations on the tensor cores: weights whose moved bf16 fields are subnormal") {
+  // The smallest codes of f8e6m1 (2^-31) and f7e5m1 (2^-15) move into bf16 as the subnormal 2^-127 (A carries
+  // 2^96 and 2^112): a tensor core flushing subnormal inputs would give C = 0 here. Every weight is one of
+  // them, both signs; the scales lift the sums into f16's normal range.
+  using programs::QuantFormat;
+  using programs::ZeroMode;
+  using isa::DataType;
+  for (const auto& [name, positive, negative, scale] :
+       {std::tuple{"f8e6m1", 0x01u, 0x81u, 32768.0}, std::tuple{"f7e5m1", 0x01u, 0x41u, 1.0}}) {
+    CAPTURE(name);
+    const QuantFormat f{isa::parse_dtype(name), DataType::f16(), 64, ZeroMode::None};
+    REQUIRE(programs::splits_activations(f, programs::choose_schedule(f, 16, 256, 512)));
+    auto p = testing::make_problem(f, 16, 256, 512, 5);
+    for (std::size_t i = 0; i < p.q.codes.size(); ++i) p.q.codes[i] = static_cast<std::uint8_t>(i % 3 ? positive : negative);
+    p.buffers.at("Wp") = programs::pack_weights(f, p.q.codes, p.N, p.K);
+    for (std::size_t i = 0; i < p.q.scales.size(); ++i) {
+      p.q.scales[i] = isa::encode(DataType::f16(), scale);
+      isa::write_code(p.buffers.at("S"), i, 16, p.q.scales[i]);
+    }
+    std::map<std::string, std::uint64_t> device;
+    for (auto& [buffer, bytes] : p.buffers) {
+      device[buffer] = backend_cuda::gpu_alloc(bytes.size());
+      backend_cuda::gpu_copy_to_device(device[buffer], bytes.data(), bytes.size());
+    }
+    auto ptr = [&](const char* buffer) { return device.count(buffer) ? reinterpret_cast<void*>(device[buffer]) : nullptr; };
+    CHECK(matmul_device(MatmulProblem{f, p.M, p.N, p.K, ptr("A"), ptr("Wp"), ptr("S"), ptr("Z"), ptr("C"), ptr("B")}).ran_on_gpu);
+    backend_cuda::gpu_synchronize();
+    backend_cuda::gpu_copy_to_host(p.buffers.at("C").data(), device["C"], p.buffers.at("C").size());
+    CHECK(testing::relative_error(p) <= testing::tolerance(f, p.K));
+    const auto ref = programs::reference_quant_matmul(f, p.a, p.q, p.M, p.N, p.K);
+    CHECK(*std::max_element(ref.begin(), ref.end()) > 1e-3);  // the sums are f16 normals, not flushed to 0
+    for (auto& [buffer, d] : device) backend_cuda::gpu_free(d);
+  }
+}
+
 TEST_CASE("tune_matmul stores its fastest schedule, and later calls use it") {
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("anybit_tune_{}", ::getpid());
   setenv("ANYBIT_CACHE_DIR", dir.c_str(), 1);
