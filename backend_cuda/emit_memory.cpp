@@ -383,11 +383,31 @@ void Emitter::copy_async(const Instruction& inst) {
       }
     }
   }
+  // The same on the shared side, for unswizzled tiles (offsets linear in the coordinates): a round's
+  // destination is the thread's round-0 offset plus r whole steps, and the tile's own offset (a pipeline
+  // stage) is one term of it (ptxas had folded stage * extent + chunk into one multiply-add and shift per
+  // round: 7-bit weights at M = 16 on sm_80, 8 instructions an iteration for 4 rounds).
+  bool shared_stepped = false;
+  std::int64_t shared_step = 0;
+  if (chunk_bytes > 0 && rounds > 1 && sh.shared->swizzle().identity()) {
+    const auto offset = [&](const std::vector<std::int64_t>& c) {
+      std::int64_t o = 0;
+      for (int d = 0; d < rank; ++d) o += c[d] * sh.shared->strides()[d];
+      return o;
+    };
+    shared_step = offset(coordinates(threads)) - offset(coordinates(0));
+    shared_stepped = shared_step * bits % 8 == 0;
+    for (std::int64_t t = 0; shared_stepped && t < threads; ++t)
+      for (std::int64_t r = 1; shared_stepped && r < rounds && t + r * threads < units; ++r)
+        shared_stepped = offset(coordinates(t + r * threads)) - offset(coordinates(t)) == r * shared_step;
+  }
   line("#pragma unroll");
   line("for (int r = 0; r < {}; ++r) {{", rounds);
   ++indent_;
   line("const int q = tid + r * {};", threads);
-  if (units % threads != 0) line("if (q >= {}) break;", units);
+  // Only the last round can pass the end (q < (rounds - 1) threads < units before it): tested there alone,
+  // the earlier rounds carry no compare and branch (ptxas does not know tid < threads).
+  if (units % threads != 0) line("if (r == {} && q >= {}) break;", rounds - 1, units);
   for (int d = last; d >= 0; --d) line("const int c{} = {};", d, coordinate_text(d, "q"));
   // Global indices in 32 bits when the view's offsets fit, and so do these indices.
   const bool narrow = narrow_indices(inst.operands[1].name, goff, shape);
@@ -396,7 +416,18 @@ void Emitter::copy_async(const Instruction& inst) {
     gidx[d] = narrow ? fmt::format("((int)({}) + c{})", expr(goff[d]), d) : fmt::format("({} + c{})", expr(goff[d]), d);
     sidx[d] = fmt::format("({} + c{})", expr(soff[d]), d);
   }
-  line("ab::u8* const dst = {};", shared_address(sbase, sh, sidx, bits));
+  if (shared_stepped) {
+    std::vector<std::string> tile, thread;
+    for (int d = 0; d < rank; ++d) {
+      const std::int64_t stride = sh.shared->strides()[d];
+      tile.push_back(fmt::format("(int)({}) * {}", expr(soff[d]), stride));
+      thread.push_back(fmt::format("(int)({}) * {}", coordinate_text(d, "tid"), stride));
+    }
+    line("ab::u8* const dst = {} + ({}) * {} / 8 + ({}) * {} / 8 + r * {};", sbase, fmt::join(tile, " + "), bits,
+         fmt::join(thread, " + "), bits, shared_step * bits / 8);
+  } else {
+    line("ab::u8* const dst = {};", shared_address(sbase, sh, sidx, bits));
+  }
   const std::string from = byte_offset(global_element(view, gidx), bits);
   if (!inst.attrs.masked) {  // every element inside the view (the interpreter checks): no bounds tests
     if (chunk_bytes > 0 && stepped) {

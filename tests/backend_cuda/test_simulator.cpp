@@ -332,6 +332,31 @@ TEST_CASE("masked=[D] tests only the named dimensions: a rows-only copy and load
   for (std::int64_t rows : {3, 8}) check_same(p, {{"r", rows}}, 13);
 }
 
+TEST_CASE("copies in rounds into a pipeline stage: one destination a thread, the end tested in the last round") {
+  // 70 chunks of 16 bytes for 32 threads: three rounds, the last one partial; the stage is a loop value.
+  const std::string text = R"(program stages(x: ptr<uint8>, out: ptr<uint8>) grid(1) warps(1) {
+  %v = global_view x {shape=[4, 1120], strides=[1120, 1]}
+  %o = global_view out {shape=[4, 1120], strides=[1120, 1]}
+  %s = alloc_shared : shared uint8[3,1120] @ row_major(3,1120)
+  for i in range(0, 4, 1) {
+    copy_async %s[(i + 2) % 3, 0], %v[i, 0] {shape=[1, 1120]}
+    commit_group
+    wait_group {n=0}
+    sync_threads
+    %t = load_shared %s[(i + 2) % 3, 0] : uint8[1,1120] @ spatial(1,32) * local(1,35)
+    store_global %t, %o[i, 0]
+    sync_threads
+  }
+}
+)";
+  const vm::Program p = vm::parse(text);
+  const auto source = passes::run_pipeline(p).kernel.source;
+  CAPTURE(source);
+  CHECK(source.find("if (r == 2 && q >= 70) break;") != std::string::npos);
+  CHECK(source.find("+ r * 512;") != std::string::npos);  // a round 32 chunks of 16 bytes on
+  check_same(p, {}, 14);
+}
+
 TEST_CASE("a reduction within each thread's own slots matches the interpreter") {
   const std::string text = R"(program r(x: ptr<f32>, o: ptr<f32>) grid(1) warps(1) {
   %v = global_view x {shape=[32, 8], strides=[8, 1]}
