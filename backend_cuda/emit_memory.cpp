@@ -1,6 +1,7 @@
 // Memory instructions: global and shared loads/stores (vectorized where passes::vector_width proves it
 // safe) and cp.async tile copies.
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -357,13 +358,29 @@ void Emitter::copy_async(const Instruction& inst) {
   const auto coordinate_text = [&](int d, const char* q) {
     return fmt::format("({} / {}) % {}{}", q, below[d], extents[d], d == last && chunk > 1 ? fmt::format(" * {}", chunk) : "");
   };
+  // The step, in elements, by which an offset of the chunk coordinates (nullopt: not a constant) moves
+  // from round 0 to round r, r steps, for every thread; nullopt where it does not.
+  using Offset = std::function<std::optional<std::int64_t>(const std::vector<std::int64_t>&)>;
+  const auto constant_step = [&](const Offset& offset) -> std::optional<std::int64_t> {
+    const auto first = offset(coordinates(threads)), base = offset(coordinates(0));
+    if (!first || !base) return std::nullopt;
+    const std::int64_t step = *first - *base;
+    for (std::int64_t t = 0; t < threads; ++t) {
+      const auto at0 = offset(coordinates(t));
+      for (std::int64_t r = 1; r < rounds && t + r * threads < units; ++r) {
+        const auto at = offset(coordinates(t + r * threads));
+        if (!at0 || !at || *at - *at0 != r * step) return std::nullopt;
+      }
+    }
+    return step;
+  };
   // Unmasked copies whose global offset moves by r * step elements from round 0 to round r, for every
   // thread, along constant strides: the rounds address from one pointer at constant distances (immediate
   // offsets of one 64-bit address, where each round had built its own).
   bool stepped = false;  // and by how many elements a round
   std::int64_t step = 0;
   if (!inst.attrs.masked && chunk_bytes > 0 && rounds > 1) {
-    const auto offset = [&](const std::vector<std::int64_t>& c) -> std::optional<std::int64_t> {
+    const auto global = constant_step([&](const std::vector<std::int64_t>& c) -> std::optional<std::int64_t> {
       std::int64_t o = 0;
       for (int d = 0; d < rank; ++d) {
         if (c[d] == 0) continue;
@@ -371,17 +388,9 @@ void Emitter::copy_async(const Instruction& inst) {
         o += c[d] * g.global_strides[d].constant();
       }
       return o;
-    };
-    const auto first = offset(coordinates(threads)), base = offset(coordinates(0));
-    stepped = first && base;
-    if (stepped) step = *first - *base;
-    for (std::int64_t t = 0; stepped && t < threads; ++t) {
-      const auto at0 = offset(coordinates(t));
-      for (std::int64_t r = 1; stepped && r < rounds && t + r * threads < units; ++r) {
-        const auto at = offset(coordinates(t + r * threads));
-        stepped = at0 && at && *at - *at0 == r * step;
-      }
-    }
+    });
+    stepped = global.has_value();
+    step = global.value_or(0);
   }
   // The same on the shared side, for unswizzled tiles (offsets linear in the coordinates): a round's
   // destination is the thread's round-0 offset plus r whole steps, and the tile's own offset (a pipeline
@@ -390,16 +399,13 @@ void Emitter::copy_async(const Instruction& inst) {
   bool shared_stepped = false;
   std::int64_t shared_step = 0;
   if (chunk_bytes > 0 && rounds > 1 && sh.shared->swizzle().identity()) {
-    const auto offset = [&](const std::vector<std::int64_t>& c) {
+    const auto shared = constant_step([&](const std::vector<std::int64_t>& c) -> std::optional<std::int64_t> {
       std::int64_t o = 0;
       for (int d = 0; d < rank; ++d) o += c[d] * sh.shared->strides()[d];
       return o;
-    };
-    shared_step = offset(coordinates(threads)) - offset(coordinates(0));
-    shared_stepped = shared_step * bits % 8 == 0;
-    for (std::int64_t t = 0; shared_stepped && t < threads; ++t)
-      for (std::int64_t r = 1; shared_stepped && r < rounds && t + r * threads < units; ++r)
-        shared_stepped = offset(coordinates(t + r * threads)) - offset(coordinates(t)) == r * shared_step;
+    });
+    shared_stepped = shared && *shared * bits % 8 == 0;
+    shared_step = shared.value_or(0);
   }
   line("#pragma unroll");
   line("for (int r = 0; r < {}; ++r) {{", rounds);
